@@ -1,0 +1,136 @@
+"""Operator views over the platform's own records: the audit log and the job queue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from agora import audit, clock
+from agora.auth import Principal, require
+from agora.deps import Uow
+from agora.errors import InvalidTransition, NotFound
+from agora.models import AuditEvent, Job, JobState, Role
+
+router = APIRouter(prefix="/api/v1", tags=["operations"])
+operator_only = require(Role.OPERATOR)
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str | None
+
+
+class AuditPage(BaseModel):
+    events: list[AuditEventOut]
+    next_before_id: int | None
+
+
+@router.get("/audit", response_model=AuditPage)
+def list_audit(
+    session: Uow,
+    _: Principal = Depends(operator_only),
+    actor: str | None = None,
+    action: str | None = Query(
+        None, description="exact action, or a prefix ending in '.' such as 'product.'"
+    ),
+    target_type: str | None = None,
+    target_id: str | None = None,
+    request_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = Query(None, description="page backwards: events older than this id"),
+    limit: int = Query(100, ge=1, le=1000),
+) -> AuditPage:
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit + 1)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if action:
+        query = query.where(
+            AuditEvent.action.startswith(action) if action.endswith(".") else AuditEvent.action == action
+        )
+    if target_type:
+        query = query.where(AuditEvent.target_type == target_type)
+    if target_id:
+        query = query.where(AuditEvent.target_id == target_id)
+    if request_id:
+        query = query.where(AuditEvent.request_id == request_id)
+    if since:
+        query = query.where(AuditEvent.at >= clock.ensure_utc(since))
+    if until:
+        query = query.where(AuditEvent.at < clock.ensure_utc(until))
+    if before_id:
+        query = query.where(AuditEvent.id < before_id)
+    rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return AuditPage(
+        events=[AuditEventOut.model_validate(r, from_attributes=True) for r in rows],
+        next_before_id=rows[-1].id if more else None,
+    )
+
+
+class JobOut(BaseModel):
+    id: int
+    name: str
+    state: str
+    payload: dict[str, Any]
+    run_at: datetime
+    attempts: int
+    max_attempts: int
+    locked_by: str | None
+    last_error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@router.get("/jobs", response_model=list[JobOut])
+def list_jobs(
+    session: Uow,
+    _: Principal = Depends(operator_only),
+    state: JobState | None = None,
+    name: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[JobOut]:
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if state:
+        query = query.where(Job.state == state.value)
+    if name:
+        query = query.where(Job.name == name)
+    return [JobOut.model_validate(j, from_attributes=True) for j in session.scalars(query)]
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobOut)
+def retry_job(job_id: int, session: Uow, principal: Principal = Depends(operator_only)) -> JobOut:
+    """Give a job that used up its attempts another full set."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    if job.state != JobState.FAILED.value:
+        raise InvalidTransition(f"job {job_id} is {job.state}; only failed jobs can be retried")
+    before = {"state": job.state, "attempts": job.attempts}
+    job.state = JobState.QUEUED.value
+    job.max_attempts = job.attempts + job.max_attempts
+    job.run_at = clock.now()
+    job.finished_at = None
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="job.retry",
+        target_type="job",
+        target_id=job.id,
+        before=before,
+        after={"state": job.state, "max_attempts": job.max_attempts},
+    )
+    session.flush()
+    return JobOut.model_validate(job, from_attributes=True)

@@ -1,0 +1,203 @@
+"""`agora …`: the command line over the same services as the API."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from sqlalchemy import func, select
+
+from agora import migrate as migrations
+from agora.db import Database, open_database
+from agora.errors import AgoraError
+from agora.manifest.parse import ManifestError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Agora: a self-hostable software marketplace."
+)
+keys_app = typer.Typer(no_args_is_help=True, help="API tokens and SDK key pairs.")
+app.add_typer(keys_app, name="keys")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(lines: list[str], code: int = 2) -> NoReturn:
+    for line in lines:
+        err.print(line, markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _database() -> Database:
+    db = open_database()
+    migrations.upgrade(db)
+    return db
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    db = open_database()
+    migrations.upgrade(db)
+    out.print(f"database at revision {migrations.current_revision(db)}")
+
+
+@app.command()
+def load(
+    file: Annotated[Path, typer.Argument(help="manifest, YAML or JSON")],
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="only load into a database with no sellers")
+    ] = False,
+    print_credentials: Annotated[
+        bool, typer.Option("--print-credentials", help="print the tokens and keys the manifest lists")
+    ] = False,
+) -> None:
+    """Apply a marketplace manifest. Idempotent; a bad file changes nothing and exits with status 2."""
+    from agora.manifest.loader import apply, load_file
+    from agora.models import Seller
+
+    try:
+        manifest = load_file(file)
+    except ManifestError as exc:
+        fail([str(p) for p in exc.problems])
+    db = _database()
+    with db.unit_of_work() as session:
+        if if_empty and session.scalar(select(func.count()).select_from(Seller)):
+            out.print(f"{file}: the database already has sellers; not loaded (--if-empty)")
+            report = None
+        else:
+            try:
+                report = apply(manifest, session)
+            except ManifestError as exc:
+                fail([str(p) for p in exc.problems])
+    if report is not None:
+        if report.changed:
+            out.print(f"loaded {file}: {report.summary()}")
+        else:
+            out.print(f"{file} is already loaded: nothing changed")
+    if print_credentials:
+        _print_credentials(manifest)
+
+
+def _print_credentials(manifest: object) -> None:
+    from agora.manifest.schema import Manifest
+
+    assert isinstance(manifest, Manifest)
+    out.print("Demo credentials (Authorization: Bearer <token>):")
+    for kind, items in (("operator", manifest.operators), ("seller", manifest.sellers)):
+        for item in items:
+            for token in item.api_tokens:
+                out.print(f"  {kind:<8} {item.id:<14} token {token}")
+    for buyer in manifest.buyers:
+        for token in buyer.api_tokens:
+            out.print(f"  buyer    {buyer.account:<14} token {token}")
+    for kind, owners in (("seller", manifest.sellers), ("buyer", manifest.buyers)):
+        for owner in owners:
+            for key in owner.access_keys:
+                out.print(f"  {kind:<8} SDK key {key.id} / {key.secret}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="run jobs in separate `agora worker`s")
+    ] = False,
+) -> None:
+    """Serve the API, the SDK-compatible endpoints and the web UI on one port."""
+    import uvicorn
+
+    from agora.app import create_app
+
+    db = _database()
+    application = create_app(db, run_worker=not no_worker)
+    out.print(f"Agora is serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(
+    lease_seconds: Annotated[
+        float, typer.Option(help="how long a claimed job is held before others may retake it")
+    ] = 300.0,
+    poll: Annotated[float, typer.Option(help="seconds between polls when idle")] = 0.5,
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="exit once no job is due")] = False,
+) -> None:
+    """Run durable jobs until stopped (SIGTERM/SIGINT finish the current job first)."""
+    from agora.jobs import Worker
+    from agora.tasks import register_all
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    register_all()
+    db = _database()
+    runner = Worker(db, lease=timedelta(seconds=lease_seconds), poll_interval=poll)
+    if until_idle:
+        ran = runner.run_until_idle()
+        out.print(f"ran {ran} job(s); none due")
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    runner.run_forever(stop)
+
+
+@keys_app.command("create")
+def keys_create(
+    seller: Annotated[str | None, typer.Option(help="seller handle")] = None,
+    buyer: Annotated[str | None, typer.Option(help="buyer account (12 digits)")] = None,
+    operator: Annotated[str | None, typer.Option(help="operator handle (created if new)")] = None,
+) -> None:
+    """Create an API token and an SDK key pair, printed once."""
+    from agora import audit
+    from agora.identities import service
+    from agora.manifest.schema import HANDLE_PATTERN
+    from agora.models import Operator, Role
+
+    chosen = [(r, v) for r, v in ((Role.SELLER, seller), (Role.BUYER, buyer), (Role.OPERATOR, operator)) if v]
+    if len(chosen) != 1:
+        fail(["give exactly one of --seller, --buyer, --operator"])
+    role, handle = chosen[0]
+    db = _database()
+    try:
+        with db.unit_of_work() as session:
+            if (
+                role is Role.OPERATOR
+                and session.scalar(select(Operator).where(Operator.handle == handle)) is None
+            ):
+                import re
+
+                if not re.match(HANDLE_PATTERN, handle):
+                    fail([f"--operator: {handle!r} does not match {HANDLE_PATTERN}"])
+                session.add(Operator(handle=handle, name=handle))
+                session.flush()
+                audit.record(
+                    session, actor="cli", action="operator.create", target_type="operator", target_id=handle
+                )
+            subject = service.find_subject(session, role, handle)
+            created = service.create_credentials(session, role, subject.id, actor="cli")
+    except AgoraError as exc:
+        fail([f"--{role.value}: {exc.detail}"])
+    out.print(f"{role.value} {handle}")
+    out.print(f"  API token:      {created.token}")
+    out.print(f"  access key id:  {created.access_key_id}")
+    out.print(f"  secret key:     {created.secret}")
+    out.print("Store these now: Agora keeps only a hash of the token and cannot show them again.")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

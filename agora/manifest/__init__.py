@@ -1,0 +1,1 @@
+"""The marketplace manifest (DESIGN.md): parse, check every problem, apply in one transaction."""

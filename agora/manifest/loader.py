@@ -1,0 +1,436 @@
+"""`agora load`: check the whole manifest, then apply it in one transaction, idempotently.
+
+Every problem is reported (not only the first), and nothing is written unless there are none.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agora import audit, clock
+from agora.auth import hash_token
+from agora.catalog.schemas import ProductState
+from agora.config import get_settings
+from agora.identities import service as identities
+from agora.manifest.errors import problems_from
+from agora.manifest.parse import ManifestError, Problem, read_file
+from agora.manifest.schema import BuyerIn, Manifest, OperatorIn, ProductIn, SellerIn, SubscriptionIn
+from agora.models import AccessKey, ApiToken, Buyer, Operator, Product, Role, Seller, Subscription
+
+MANIFEST_ACTOR = "operator:manifest"
+LISTING_EXCLUDE = {"code", "seller", "kind", "title", "state", "pricing"}
+
+
+@dataclass
+class LoadReport:
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def count(self, entity: str, outcome: str) -> None:
+        self.counts.setdefault(entity, Counter())[outcome] += 1
+
+    @property
+    def changed(self) -> bool:
+        return any(c["created"] or c["updated"] for c in self.counts.values())
+
+    def summary(self) -> str:
+        parts = []
+        for entity, c in self.counts.items():
+            detail = ", ".join(f"{n} {k}" for k, n in sorted(c.items()) if n)
+            parts.append(f"{sum(c.values())} {entity} ({detail})")
+        return "; ".join(parts) if parts else "nothing in the manifest"
+
+
+def parse_manifest(data: Any) -> Manifest:
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestError(problems_from(exc, Manifest)) from None
+
+
+def load_file(path: Path) -> Manifest:
+    return parse_manifest(read_file(path))
+
+
+def default_customer_identifier(sub: SubscriptionIn) -> str:
+    return sub.customer_identifier or f"{sub.product}-{sub.buyer}"
+
+
+# --- checks that need the whole manifest and the database ------------------------------------------------
+
+
+def _duplicates(items: Iterable[tuple[str, str]], what: str, *, show: bool = True) -> list[Problem]:
+    seen: dict[str, str] = {}
+    problems = []
+    for path, key in items:
+        if key in seen:
+            named = f"{what} {key!r}" if show else what
+            problems.append(Problem(path, f"duplicate {named} (first at {seen[key]})"))
+        else:
+            seen[key] = path
+    return problems
+
+
+def check(manifest: Manifest, session: Session) -> list[Problem]:
+    problems: list[Problem] = []
+    region = get_settings().region
+    if manifest.region and manifest.region != region:
+        problems.append(
+            Problem("region", f"the manifest is for {manifest.region} but this marketplace runs in {region}")
+        )
+    problems += _duplicates(((f"sellers[{i}].id", s.id) for i, s in enumerate(manifest.sellers)), "seller id")
+    problems += _duplicates(
+        ((f"buyers[{i}].account", b.account) for i, b in enumerate(manifest.buyers)), "buyer account"
+    )
+    problems += _duplicates(
+        ((f"operators[{i}].id", o.id) for i, o in enumerate(manifest.operators)), "operator id"
+    )
+    problems += _duplicates(
+        ((f"products[{i}].code", p.code) for i, p in enumerate(manifest.products)), "product code"
+    )
+    problems += _duplicates(
+        (
+            (f"subscriptions[{i}].customer_identifier", f"{s.product}/{default_customer_identifier(s)}")
+            for i, s in enumerate(manifest.subscriptions)
+        ),
+        "customer identifier for product",
+    )
+    problems += _check_credentials(manifest, session)
+
+    sellers = {s.id for s in manifest.sellers} | set(session.scalars(select(Seller.handle)))
+    buyers = {b.account: b.enterprise for b in manifest.buyers}
+    for account, enterprise in session.execute(select(Buyer.account, Buyer.enterprise)):
+        buyers.setdefault(account, enterprise)
+    products: dict[str, ProductIn | Product] = {p.code: p for p in manifest.products}
+    owners = {code: handle for code, handle in session.execute(select(Product.code, Seller.handle).join(Seller))}
+    for product in session.scalars(select(Product)):
+        products.setdefault(product.code, product)
+
+    for i, product_in in enumerate(manifest.products):
+        if product_in.seller not in sellers:
+            problems.append(Problem(f"products[{i}].seller", f"unknown seller {product_in.seller!r}", "SEL-01"))
+        owner = owners.get(product_in.code)
+        if owner is not None and owner != product_in.seller:
+            problems.append(Problem(f"products[{i}].code", f"{product_in.code!r} belongs to seller {owner!r}"))
+
+    for i, sub in enumerate(manifest.subscriptions):
+        path = f"subscriptions[{i}]"
+        if sub.buyer not in buyers:
+            problems.append(Problem(f"{path}.buyer", f"unknown buyer account {sub.buyer!r}"))
+        target = products.get(sub.product)
+        if target is None:
+            problems.append(Problem(f"{path}.product", f"unknown product {sub.product!r}"))
+            continue
+        problems += _check_purchase(path, sub, target, buyers.get(sub.buyer))
+    return problems
+
+
+def _product_facts(target: ProductIn | Product) -> tuple[str, bool, dict[str, Any]]:
+    if isinstance(target, ProductIn):
+        pricing = target.pricing.stored() if target.pricing else {}
+        return target.state, bool(target.enterprise_only), pricing
+    return target.state, bool(target.listing.get("enterprise_only")), target.pricing or {}
+
+
+def _check_purchase(
+    path: str, sub: SubscriptionIn, target: ProductIn | Product, enterprise: bool | None
+) -> list[Problem]:
+    problems = []
+    state, enterprise_only, pricing = _product_facts(target)
+    if state != ProductState.PUBLIC:
+        problems.append(
+            Problem(f"{path}.product", f"{sub.product!r} is {state}; only public products can be bought")
+        )
+    if enterprise_only and enterprise is False:
+        problems.append(
+            Problem(f"{path}.buyer", f"{sub.product!r} is sold to enterprise buyers only", "LST-09")
+        )
+    if sub.contract:
+        dims = {d["name"]: d for d in pricing.get("contract", {}).get("dimensions", [])}
+        if not dims:
+            problems.append(Problem(f"{path}.contract", f"{sub.product!r} has no contract pricing", "PRC-10"))
+        for name in sub.contract.quantities:
+            dim = dims.get(name)
+            if dims and dim is None:
+                problems.append(
+                    Problem(
+                        f"{path}.contract.quantities.{name}", f"not a contract dimension of {sub.product!r}"
+                    )
+                )
+            elif dim and str(sub.contract.duration_months) not in dim["prices"]:
+                problems.append(
+                    Problem(
+                        f"{path}.contract.duration_months",
+                        f"{name} has no {sub.contract.duration_months}-month price",
+                        "PRC-10",
+                    )
+                )
+    for instance_type in sub.annual or {}:
+        if instance_type not in pricing.get("annual", {}):
+            problems.append(
+                Problem(
+                    f"{path}.annual.{instance_type}", f"{sub.product!r} has no annual price for it", "SUB-03"
+                )
+            )
+    return problems
+
+
+def _owners(manifest: Manifest) -> Iterable[tuple[str, Role, str, SellerIn | BuyerIn | OperatorIn]]:
+    for i, s in enumerate(manifest.sellers):
+        yield f"sellers[{i}]", Role.SELLER, s.id, s
+    for i, b in enumerate(manifest.buyers):
+        yield f"buyers[{i}]", Role.BUYER, b.account, b
+    for i, o in enumerate(manifest.operators):
+        yield f"operators[{i}]", Role.OPERATOR, o.id, o
+
+
+def _check_credentials(manifest: Manifest, session: Session) -> list[Problem]:
+    tokens: list[tuple[str, str]] = []
+    keys: list[tuple[str, str]] = []
+    problems: list[Problem] = []
+    for path, role, handle, owner in _owners(manifest):
+        for j, token in enumerate(owner.api_tokens):
+            tokens.append((f"{path}.api_tokens[{j}]", token))
+            existing = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+            if existing is not None and not _same_owner(session, existing, role, handle):
+                problems.append(
+                    Problem(f"{path}.api_tokens[{j}]", "this token already belongs to another account")
+                )
+        for j, key in enumerate(owner.access_keys):
+            keys.append((f"{path}.access_keys[{j}].id", key.id))
+            found = session.get(AccessKey, key.id)
+            if found is not None and not _same_owner(session, found, role, handle):
+                problems.append(
+                    Problem(f"{path}.access_keys[{j}].id", f"access key {key.id} belongs to another account")
+                )
+    problems += _duplicates(tokens, "API token", show=False)
+    problems += _duplicates(keys, "access key id")
+    return problems
+
+
+def _same_owner(session: Session, cred: ApiToken | AccessKey, role: Role, handle: str) -> bool:
+    if Role(cred.role) is not role:
+        return False
+    subject: Operator | Seller | Buyer | None
+    if cred.operator_id is not None:
+        subject = session.get(Operator, cred.operator_id)
+        return subject is not None and subject.handle == handle
+    if cred.seller_id is not None:
+        subject = session.get(Seller, cred.seller_id)
+        return subject is not None and subject.handle == handle
+    subject = session.get(Buyer, cred.buyer_id)
+    return subject is not None and subject.account == handle
+
+
+# --- applying ---------------------------------------------------------------------------------------------
+
+
+def apply(manifest: Manifest, session: Session, *, actor: str = MANIFEST_ACTOR) -> LoadReport:
+    """Check, then write everything. Raises ManifestError (and writes nothing) if anything is wrong."""
+    problems = check(manifest, session)
+    if problems:
+        raise ManifestError(problems)
+    report = LoadReport()
+    for seller_in in manifest.sellers:
+        seller = _upsert(
+            session,
+            report,
+            actor,
+            "seller",
+            Seller,
+            {"handle": seller_in.id},
+            {"name": seller_in.name, "tax_form": seller_in.tax_form, "data_sharing": seller_in.data_sharing},
+        )
+        _credentials(session, report, Role.SELLER, seller.id, seller_in)
+    for buyer_in in manifest.buyers:
+        buyer = _upsert(
+            session,
+            report,
+            actor,
+            "buyer",
+            Buyer,
+            {"account": buyer_in.account},
+            {"email": buyer_in.email, "enterprise": buyer_in.enterprise},
+        )
+        _credentials(session, report, Role.BUYER, buyer.id, buyer_in)
+    for operator_in in manifest.operators:
+        operator = _upsert(
+            session,
+            report,
+            actor,
+            "operator",
+            Operator,
+            {"handle": operator_in.id},
+            {"name": operator_in.name},
+        )
+        _credentials(session, report, Role.OPERATOR, operator.id, operator_in)
+    for product_in in manifest.products:
+        _apply_product(session, report, actor, product_in)
+    for sub_in in manifest.subscriptions:
+        _apply_subscription(session, report, actor, sub_in)
+    session.flush()
+    return report
+
+
+def _upsert(
+    session: Session,
+    report: LoadReport,
+    actor: str,
+    entity: str,
+    model: Any,
+    key: dict[str, Any],
+    values: dict[str, Any],
+) -> Any:
+    ((column, value),) = key.items()
+    row = session.scalar(select(model).where(getattr(model, column) == value))
+    if row is None:
+        row = model(**key, **values)
+        session.add(row)
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action=f"{entity}.create",
+            target_type=entity,
+            target_id=value,
+            after=_jsonable(values),
+        )
+        report.count(entity + "s", "created")
+        return row
+    before = {k: getattr(row, k) for k in values}
+    if before == values:
+        report.count(entity + "s", "unchanged")
+        return row
+    for k, v in values.items():
+        setattr(row, k, v)
+    audit.record(
+        session,
+        actor=actor,
+        action=f"{entity}.update",
+        target_type=entity,
+        target_id=value,
+        before=_jsonable(before),
+        after=_jsonable(values),
+    )
+    report.count(entity + "s", "updated")
+    return row
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in values.items()}
+
+
+def _credentials(
+    session: Session, report: LoadReport, role: Role, subject_id: int, owner: SellerIn | BuyerIn | OperatorIn
+) -> None:
+    for token in owner.api_tokens:
+        _, created = identities.add_token(session, role, subject_id, token)
+        report.count("api tokens", "created" if created else "unchanged")
+    for key in owner.access_keys:
+        _, changed = identities.add_access_key(session, role, subject_id, key.id, key.secret)
+        report.count("access keys", "created/updated" if changed else "unchanged")
+
+
+def _apply_product(session: Session, report: LoadReport, actor: str, product_in: ProductIn) -> None:
+    seller = session.scalars(select(Seller).where(Seller.handle == product_in.seller)).one()
+    now = clock.now()
+    values: dict[str, Any] = {
+        "seller_id": seller.id,
+        "kind": product_in.kind.value,
+        "title": product_in.title,
+        "state": product_in.state,
+        "listing": product_in.model_dump(mode="json", exclude_none=True, exclude=LISTING_EXCLUDE),
+        "pricing": product_in.pricing.stored() if product_in.pricing else None,
+    }
+    product = session.scalar(select(Product).where(Product.code == product_in.code))
+    if product is None:
+        product = Product(code=product_in.code, updated_at=now, **values)
+        product.published_at = now if product_in.state == ProductState.PUBLIC else None
+        session.add(product)
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="product.create",
+            target_type="product",
+            target_id=product.code,
+            after=_summary(values),
+        )
+        report.count("products", "created")
+        return
+    before = {k: getattr(product, k) for k in values}
+    if before == values:
+        report.count("products", "unchanged")
+        return
+    for k, v in values.items():
+        setattr(product, k, v)
+    product.updated_at = now
+    if product_in.state == ProductState.PUBLIC and product.published_at is None:
+        product.published_at = now
+    audit.record(
+        session,
+        actor=actor,
+        action="product.update",
+        target_type="product",
+        target_id=product.code,
+        before=_summary(before),
+        after=_summary(values),
+    )
+    report.count("products", "updated")
+
+
+def _summary(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: values[k] for k in ("kind", "title", "state", "pricing") if k in values}
+
+
+def _apply_subscription(session: Session, report: LoadReport, actor: str, sub_in: SubscriptionIn) -> None:
+    product = session.scalars(select(Product).where(Product.code == sub_in.product)).one()
+    buyer = session.scalars(select(Buyer).where(Buyer.account == sub_in.buyer)).one()
+    identifier = default_customer_identifier(sub_in)
+    purchases = sub_in.model_dump(
+        mode="json", include={"contract", "annual", "auto_renew"}, exclude_none=True
+    )
+    values: dict[str, Any] = {"buyer_id": buyer.id, "started_at": sub_in.at, "purchases": purchases}
+    sub = session.scalar(
+        select(Subscription).where(
+            Subscription.product_id == product.id, Subscription.customer_identifier == identifier
+        )
+    )
+    target = f"{product.code}/{identifier}"
+    if sub is None:
+        sub = Subscription(product_id=product.id, customer_identifier=identifier, **values)
+        session.add(sub)
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="subscription.create",
+            target_type="subscription",
+            target_id=target,
+            after=_jsonable(values),
+        )
+        report.count("subscriptions", "created")
+        return
+    before = {k: getattr(sub, k) for k in values}
+    if before == values:
+        report.count("subscriptions", "unchanged")
+        return
+    for k, v in values.items():
+        setattr(sub, k, v)
+    audit.record(
+        session,
+        actor=actor,
+        action="subscription.update",
+        target_type="subscription",
+        target_id=target,
+        before=_jsonable(before),
+        after=_jsonable(values),
+    )
+    report.count("subscriptions", "updated")

@@ -1,0 +1,24 @@
+"""All tables, in one place so domains import each other's models without cycles."""
+
+from agora.models.audit import AuditEvent
+from agora.models.base import Base
+from agora.models.catalog import Product
+from agora.models.identities import AccessKey, ApiToken, Buyer, Operator, Role, Seller, TaxForm
+from agora.models.jobs import Job, JobState
+from agora.models.subscriptions import Subscription
+
+__all__ = [
+    "AccessKey",
+    "ApiToken",
+    "AuditEvent",
+    "Base",
+    "Buyer",
+    "Job",
+    "JobState",
+    "Operator",
+    "Product",
+    "Role",
+    "Seller",
+    "Subscription",
+    "TaxForm",
+]

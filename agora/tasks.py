@@ -1,0 +1,7 @@
+"""Every job handler, registered in one place so any worker process can run any job."""
+
+from __future__ import annotations
+
+
+def register_all() -> None:
+    """Import the modules whose `@jobs.handler` decorators register job handlers."""
