@@ -21,6 +21,9 @@ from agora.web.endpoints import router as web_router
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
+# Every router of the native API; the route-access test walks these.
+API_ROUTERS = (identities_router, admin_router)
+
 
 def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastAPI:
     """Build the app. Tests pass their own `db`; `agora serve` passes the configured one."""
@@ -65,7 +68,7 @@ def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastA
             return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, status_code=503)
         return {"status": "ok"}
 
-    app.include_router(identities_router)
-    app.include_router(admin_router)
+    for router in API_ROUTERS:
+        app.include_router(router)
     app.include_router(web_router)
     return app

@@ -19,9 +19,7 @@ from agora.db import Database, open_database
 from agora.errors import AgoraError
 from agora.manifest.parse import ManifestError
 
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Agora: a self-hostable software marketplace."
-)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Agora: a self-hostable software marketplace.")
 keys_app = typer.Typer(no_args_is_help=True, help="API tokens and SDK key pairs.")
 app.add_typer(keys_app, name="keys")
 
@@ -52,9 +50,7 @@ def migrate() -> None:
 @app.command()
 def load(
     file: Annotated[Path, typer.Argument(help="manifest, YAML or JSON")],
-    if_empty: Annotated[
-        bool, typer.Option("--if-empty", help="only load into a database with no sellers")
-    ] = False,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="only load into a database with no sellers")] = False,
     print_credentials: Annotated[
         bool, typer.Option("--print-credentials", help="print the tokens and keys the manifest lists")
     ] = False,
@@ -108,9 +104,7 @@ def _print_credentials(manifest: object) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    no_worker: Annotated[
-        bool, typer.Option("--no-worker", help="run jobs in separate `agora worker`s")
-    ] = False,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="run jobs in separate `agora worker`s")] = False,
 ) -> None:
     """Serve the API, the SDK-compatible endpoints and the web UI on one port."""
     import uvicorn
@@ -168,19 +162,14 @@ def keys_create(
     db = _database()
     try:
         with db.unit_of_work() as session:
-            if (
-                role is Role.OPERATOR
-                and session.scalar(select(Operator).where(Operator.handle == handle)) is None
-            ):
+            if role is Role.OPERATOR and session.scalar(select(Operator).where(Operator.handle == handle)) is None:
                 import re
 
                 if not re.match(HANDLE_PATTERN, handle):
                     fail([f"--operator: {handle!r} does not match {HANDLE_PATTERN}"])
                 session.add(Operator(handle=handle, name=handle))
                 session.flush()
-                audit.record(
-                    session, actor="cli", action="operator.create", target_type="operator", target_id=handle
-                )
+                audit.record(session, actor="cli", action="operator.create", target_type="operator", target_id=handle)
             subject = service.find_subject(session, role, handle)
             created = service.create_credentials(session, role, subject.id, actor="cli")
     except AgoraError as exc:

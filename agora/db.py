@@ -81,7 +81,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        deferred = connection.get_execution_options().get("agora_deferred", False)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 @dataclass
@@ -94,10 +95,22 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Session]:
-        """One transaction: commits when the block ends normally, rolls back on any exception."""
-        with self.sessions() as session, session.begin():
+    def unit_of_work(self, *, deferred: bool = False) -> Iterator[Session]:
+        """One transaction: commits when the block ends normally, rolls back on any exception.
+
+        On SQLite it takes the write lock at BEGIN, so concurrent writers queue instead of failing. A
+        `deferred` unit takes the lock at its first write instead — for jobs that may wait on the network
+        before writing; if another writer got in first, the job fails and is retried.
+        """
+        bind = self.engine.execution_options(agora_deferred=True) if deferred else self.engine
+        with self.sessions(bind=bind) as session, session.begin():
             yield session
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A read-only transaction: on SQLite it never waits for writers (WAL snapshot)."""
+        with self.sessions(bind=self.engine.execution_options(agora_deferred=True)) as session:
+            yield session  # closing the session rolls the read transaction back
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -175,14 +175,12 @@ class Worker:
         try:
             if fn is None:
                 raise LookupError(f"no handler registered for job {job.name!r}")
-            with self.db.unit_of_work() as session:
+            with self.db.unit_of_work(deferred=True) as session:
                 fn(session, job.payload)
                 finished = session.execute(
                     update(Job)
                     .where(Job.id == job.id, Job.locked_by == self.name, Job.state == JobState.RUNNING.value)
-                    .values(
-                        state=JobState.DONE.value, finished_at=clock.now(), locked_until=None, last_error=None
-                    )
+                    .values(state=JobState.DONE.value, finished_at=clock.now(), locked_until=None, last_error=None)
                     .execution_options(synchronize_session=False)
                 )
                 if finished.rowcount != 1:  # type: ignore[attr-defined]

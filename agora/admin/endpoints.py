@@ -41,9 +41,7 @@ def list_audit(
     session: Uow,
     _: Principal = Depends(operator_only),
     actor: str | None = None,
-    action: str | None = Query(
-        None, description="exact action, or a prefix ending in '.' such as 'product.'"
-    ),
+    action: str | None = Query(None, description="exact action, or a prefix ending in '.' such as 'product.'"),
     target_type: str | None = None,
     target_id: str | None = None,
     request_id: str | None = None,

@@ -82,9 +82,7 @@ class CaseStudy(Closed):
 class ListingFields(Closed):
     """Every field a seller sets on a listing (LST-02), all optional here; submission checks completeness."""
 
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = (
-        None
-    )
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
     short_description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = None
     long_description: str | None = None
     highlights: Annotated[list[Text], AfterValidator(_highlights_total)] | None = None
@@ -101,9 +99,7 @@ class ListingFields(Closed):
     fulfillment_url: HttpUrl | None = None
     webhook_url: HttpUrl | None = None
     icp_filing: str | None = None
-    eula: Literal["standard"] | None = Field(
-        None, description="'standard', or upload a PDF as asset kind 'eula'"
-    )
+    eula: Literal["standard"] | None = Field(None, description="'standard', or upload a PDF as asset kind 'eula'")
     tax_code: str | None = None
     metering_failure_mode: Literal["fail_open", "fail_closed", "partial"] | None = None
     versions: list[Version] | None = None

@@ -51,9 +51,7 @@ def _seller_out(seller: Seller) -> SellerOut:
 
 
 def _buyer_out(buyer: Buyer) -> BuyerOut:
-    return BuyerOut(
-        account=buyer.account, email=buyer.email, enterprise=buyer.enterprise, created_at=buyer.created_at
-    )
+    return BuyerOut(account=buyer.account, email=buyer.email, enterprise=buyer.enterprise, created_at=buyer.created_at)
 
 
 @router.get("/sellers", response_model=list[SellerOut])

@@ -35,6 +35,4 @@ class NewCredentialsOut(BaseModel):
     token: str
     access_key_id: str
     secret: str
-    note: str = (
-        "Store the token and secret now: Agora keeps only a hash of the token and cannot show them again."
-    )
+    note: str = "Store the token and secret now: Agora keeps only a hash of the token and cannot show them again."

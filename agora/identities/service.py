@@ -110,9 +110,7 @@ def create_credentials(session: Session, role: Role, subject_id: int, *, actor: 
 
 def list_access_keys(session: Session, principal: Principal) -> list[AccessKey]:
     column = getattr(AccessKey, f"{principal.role.value}_id")
-    return list(
-        session.scalars(select(AccessKey).where(column == principal.id).order_by(AccessKey.created_at))
-    )
+    return list(session.scalars(select(AccessKey).where(column == principal.id).order_by(AccessKey.created_at)))
 
 
 def revoke_access_key(session: Session, principal: Principal, access_key_id: str) -> AccessKey:

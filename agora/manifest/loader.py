@@ -89,12 +89,8 @@ def check(manifest: Manifest, session: Session) -> list[Problem]:
     problems += _duplicates(
         ((f"buyers[{i}].account", b.account) for i, b in enumerate(manifest.buyers)), "buyer account"
     )
-    problems += _duplicates(
-        ((f"operators[{i}].id", o.id) for i, o in enumerate(manifest.operators)), "operator id"
-    )
-    problems += _duplicates(
-        ((f"products[{i}].code", p.code) for i, p in enumerate(manifest.products)), "product code"
-    )
+    problems += _duplicates(((f"operators[{i}].id", o.id) for i, o in enumerate(manifest.operators)), "operator id")
+    problems += _duplicates(((f"products[{i}].code", p.code) for i, p in enumerate(manifest.products)), "product code")
     problems += _duplicates(
         (
             (f"subscriptions[{i}].customer_identifier", f"{s.product}/{default_customer_identifier(s)}")
@@ -145,13 +141,9 @@ def _check_purchase(
     problems = []
     state, enterprise_only, pricing = _product_facts(target)
     if state != ProductState.PUBLIC:
-        problems.append(
-            Problem(f"{path}.product", f"{sub.product!r} is {state}; only public products can be bought")
-        )
+        problems.append(Problem(f"{path}.product", f"{sub.product!r} is {state}; only public products can be bought"))
     if enterprise_only and enterprise is False:
-        problems.append(
-            Problem(f"{path}.buyer", f"{sub.product!r} is sold to enterprise buyers only", "LST-09")
-        )
+        problems.append(Problem(f"{path}.buyer", f"{sub.product!r} is sold to enterprise buyers only", "LST-09"))
     if sub.contract:
         dims = {d["name"]: d for d in pricing.get("contract", {}).get("dimensions", [])}
         if not dims:
@@ -160,9 +152,7 @@ def _check_purchase(
             dim = dims.get(name)
             if dims and dim is None:
                 problems.append(
-                    Problem(
-                        f"{path}.contract.quantities.{name}", f"not a contract dimension of {sub.product!r}"
-                    )
+                    Problem(f"{path}.contract.quantities.{name}", f"not a contract dimension of {sub.product!r}")
                 )
             elif dim and str(sub.contract.duration_months) not in dim["prices"]:
                 problems.append(
@@ -175,9 +165,7 @@ def _check_purchase(
     for instance_type in sub.annual or {}:
         if instance_type not in pricing.get("annual", {}):
             problems.append(
-                Problem(
-                    f"{path}.annual.{instance_type}", f"{sub.product!r} has no annual price for it", "SUB-03"
-                )
+                Problem(f"{path}.annual.{instance_type}", f"{sub.product!r} has no annual price for it", "SUB-03")
             )
     return problems
 
@@ -200,9 +188,7 @@ def _check_credentials(manifest: Manifest, session: Session) -> list[Problem]:
             tokens.append((f"{path}.api_tokens[{j}]", token))
             existing = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
             if existing is not None and not _same_owner(session, existing, role, handle):
-                problems.append(
-                    Problem(f"{path}.api_tokens[{j}]", "this token already belongs to another account")
-                )
+                problems.append(Problem(f"{path}.api_tokens[{j}]", "this token already belongs to another account"))
         for j, key in enumerate(owner.access_keys):
             keys.append((f"{path}.access_keys[{j}].id", key.id))
             found = session.get(AccessKey, key.id)
@@ -394,9 +380,7 @@ def _apply_subscription(session: Session, report: LoadReport, actor: str, sub_in
     product = session.scalars(select(Product).where(Product.code == sub_in.product)).one()
     buyer = session.scalars(select(Buyer).where(Buyer.account == sub_in.buyer)).one()
     identifier = default_customer_identifier(sub_in)
-    purchases = sub_in.model_dump(
-        mode="json", include={"contract", "annual", "auto_renew"}, exclude_none=True
-    )
+    purchases = sub_in.model_dump(mode="json", include={"contract", "annual", "auto_renew"}, exclude_none=True)
     values: dict[str, Any] = {"buyer_id": buyer.id, "started_at": sub_in.at, "purchases": purchases}
     sub = session.scalar(
         select(Subscription).where(

@@ -59,9 +59,7 @@ _ONE_SUBJECT = (
 
 class _Credential(Timestamped):
     role: Mapped[str] = mapped_column(String(16))
-    operator_id: Mapped[int | None] = mapped_column(
-        ForeignKey("operators.id", ondelete="CASCADE"), index=True
-    )
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
     seller_id: Mapped[int | None] = mapped_column(ForeignKey("sellers.id", ondelete="CASCADE"), index=True)
     buyer_id: Mapped[int | None] = mapped_column(ForeignKey("buyers.id", ondelete="CASCADE"), index=True)
     revoked_at: Mapped[datetime | None] = mapped_column()

@@ -12,9 +12,7 @@ from agora.models.base import Base, Timestamped
 
 class Subscription(Timestamped, Base):
     __tablename__ = "subscriptions"
-    __table_args__ = (
-        UniqueConstraint("product_id", "customer_identifier", name="uq_subscriptions_customer"),
-    )
+    __table_args__ = (UniqueConstraint("product_id", "customer_identifier", name="uq_subscriptions_customer"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"), index=True)

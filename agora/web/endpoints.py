@@ -18,7 +18,7 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request) -> HTMLResponse:
     db = request.app.state.db
-    with db.sessions() as session:
+    with db.reader() as session:
         products = list(
             session.execute(
                 select(Product.code, Product.title, Product.kind, Product.listing, Seller.name)

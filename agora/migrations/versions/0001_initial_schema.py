@@ -35,9 +35,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
             nullable=True,
         ),
-        sa.Column(
-            "after", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=True
-        ),
+        sa.Column("after", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=True),
         sa.Column("request_id", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
     )
@@ -217,9 +215,7 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["buyer_id"], ["buyers.id"], name=op.f("fk_subscriptions_buyer_id_buyers")),
-        sa.ForeignKeyConstraint(
-            ["product_id"], ["products.id"], name=op.f("fk_subscriptions_product_id_products")
-        ),
+        sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_subscriptions_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subscriptions")),
         sa.UniqueConstraint("product_id", "customer_identifier", name="uq_subscriptions_customer"),
     )
