@@ -132,14 +132,19 @@ def require(*roles: Role) -> Callable[..., Principal]:
     return dependency
 
 
-def public() -> Callable[..., None]:
-    """Marks a route that anyone may call (the route-access test insists every route says which)."""
-
-    def dependency() -> None:
+def viewer(request: Request, session: Uow) -> Principal | None:
+    """For public routes that show more to some callers: the caller if a token is sent, else None.
+    A token that is sent but invalid is still 401 — a typo should not silently look anonymous."""
+    if not request.headers.get("authorization"):
         return None
+    principal = principal_from_token(session, _bearer(request))
+    if principal is None:
+        raise Unauthorized("the API token is unknown or revoked")
+    request.state.principal = principal
+    return principal
 
-    dependency.agora_roles = frozenset()  # type: ignore[attr-defined]
-    return dependency
+
+viewer.agora_roles = frozenset()  # type: ignore[attr-defined]
 
 
 def route_roles(dependency: Any) -> frozenset[Role] | None:

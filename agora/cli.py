@@ -56,14 +56,24 @@ def load(
     ] = False,
 ) -> None:
     """Apply a marketplace manifest. Idempotent; a bad file changes nothing and exits with status 2."""
-    from agora.manifest.loader import apply, load_file
+    from agora.manifest.loader import apply, check_partial, parse_manifest, parse_partial
+    from agora.manifest.parse import read_file
     from agora.models import Seller
 
     try:
-        manifest = load_file(file)
+        data = read_file(file)
     except ManifestError as exc:
         fail([str(p) for p in exc.problems])
     db = _database()
+    try:
+        manifest = parse_manifest(data)
+    except ManifestError as exc:
+        problems = list(exc.problems)
+        partial = parse_partial(data)
+        if partial is not None:
+            with db.reader() as session:
+                problems += check_partial(partial, session)
+        fail([str(p) for p in problems])
     with db.unit_of_work() as session:
         if if_empty and session.scalar(select(func.count()).select_from(Seller)):
             out.print(f"{file}: the database already has sellers; not loaded (--if-empty)")

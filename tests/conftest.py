@@ -49,15 +49,24 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def _postgres_migrated() -> str:
+def _postgres_migrated() -> Iterator[str]:
+    """A database of its own for this test run (runs in parallel must not wipe each other's tables),
+    created next to the one AGORA_TEST_POSTGRES_URL names and dropped at the end."""
     assert POSTGRES_URL
-    db = open_database(POSTGRES_URL)
-    with db.engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
+    base, _, _ = POSTGRES_URL.rpartition("/")
+    name = f"agora_test_{os.getpid()}"
+    admin = open_database(POSTGRES_URL)
+    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = f"{base}/{name}"
+    db = open_database(url)
     migrate.upgrade(db)
     db.dispose()
-    return POSTGRES_URL
+    yield url
+    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def _truncate(db: Database) -> None:

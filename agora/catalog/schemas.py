@@ -38,6 +38,13 @@ Region = Annotated[str, StringConstraints(pattern=REGION_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
+def _short_description(value: str) -> str:
+    value = value.strip()
+    if len(value) > 300:
+        raise ValueError(f"may have at most 300 characters, got {len(value)} [LST-03]")
+    return value
+
+
 def _highlights_total(value: list[str]) -> list[str]:
     total = sum(len(h) for h in value)
     if total > 1000:
@@ -83,7 +90,7 @@ class ListingFields(Closed):
     """Every field a seller sets on a listing (LST-02), all optional here; submission checks completeness."""
 
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
-    short_description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = None
+    short_description: Annotated[str, AfterValidator(_short_description)] | None = None
     long_description: str | None = None
     highlights: Annotated[list[Text], AfterValidator(_highlights_total)] | None = None
     category: Text | None = None

@@ -64,8 +64,8 @@ def add_token(session: Session, role: Role, subject_id: int, token: str) -> tupl
 
 def add_access_key(
     session: Session, role: Role, subject_id: int, access_key_id: str, secret: str
-) -> tuple[AccessKey, bool]:
-    """Attach a key pair. Returns (key, changed): a new key, or an existing one whose secret changed."""
+) -> tuple[AccessKey, str]:
+    """Attach a key pair. Returns (key, outcome): "created", "updated" (new secret) or "unchanged"."""
     if not ACCESS_KEY_RE.match(access_key_id):
         raise Invalid("access key ids are 8–128 characters of letters, digits and _+/=.-")
     existing = session.get(AccessKey, access_key_id)
@@ -73,10 +73,10 @@ def add_access_key(
         if (Role(existing.role), _subject_id(existing)) != (role, subject_id):
             raise Conflict(f"access key {access_key_id} already belongs to another account")
         if decrypt_secret(existing.secret_encrypted) == secret and existing.revoked_at is None:
-            return existing, False
+            return existing, "unchanged"
         existing.secret_encrypted = encrypt_secret(secret)
         existing.revoked_at = None
-        return existing, True
+        return existing, "updated"
     key = AccessKey(
         access_key_id=access_key_id,
         role=role.value,
@@ -85,7 +85,7 @@ def add_access_key(
     )
     session.add(key)
     session.flush()
-    return key, True
+    return key, "created"
 
 
 def _subject_id(cred: ApiToken | AccessKey) -> int | None:

@@ -5,9 +5,11 @@ Every problem is reported (not only the first), and nothing is written unless th
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,16 @@ from sqlalchemy.orm import Session
 
 from agora import audit, clock
 from agora.auth import hash_token
+from agora.catalog import search
 from agora.catalog.schemas import ProductState
+from agora.catalog.service import sync_facets
 from agora.config import get_settings
 from agora.identities import service as identities
 from agora.manifest.errors import problems_from
 from agora.manifest.parse import ManifestError, Problem, read_file
 from agora.manifest.schema import BuyerIn, Manifest, OperatorIn, ProductIn, SellerIn, SubscriptionIn
 from agora.models import AccessKey, ApiToken, Buyer, Operator, Product, Role, Seller, Subscription
+from agora.pricing.rules import PricingContext, is_paid, validate_pricing
 
 MANIFEST_ACTOR = "operator:manifest"
 LISTING_EXCLUDE = {"code", "seller", "kind", "title", "state", "pricing"}
@@ -78,7 +83,75 @@ def _duplicates(items: Iterable[tuple[str, str]], what: str, *, show: bool = Tru
     return problems
 
 
-def check(manifest: Manifest, session: Session) -> list[Problem]:
+@dataclass
+class Partial:
+    """What could be read of a manifest with shape problems: the valid entries (so references can still be
+    checked), where each came from in the file, and the ids named by entries that were refused."""
+
+    manifest: Manifest
+    positions: dict[str, list[int]]
+    unresolved: dict[str, set[str]]
+
+
+SECTIONS: dict[str, tuple[type[SellerIn | BuyerIn | OperatorIn | ProductIn | SubscriptionIn], str | None]] = {
+    "sellers": (SellerIn, "id"),
+    "buyers": (BuyerIn, "account"),
+    "operators": (OperatorIn, "id"),
+    "products": (ProductIn, "code"),
+    "subscriptions": (SubscriptionIn, None),
+}
+
+
+def parse_partial(data: Any) -> Partial | None:
+    """The valid part of a manifest whose whole did not validate, or None if even that cannot be read."""
+    if not isinstance(data, dict):
+        return None
+    kept: dict[str, Any] = {k: v for k, v in data.items() if k not in SECTIONS}
+    positions: dict[str, list[int]] = {}
+    unresolved: dict[str, set[str]] = {}
+    for section, (model, key) in SECTIONS.items():
+        items = data.get(section) or []
+        if not isinstance(items, list):
+            return None
+        kept[section], positions[section], unresolved[section] = [], [], set()
+        for i, item in enumerate(items):
+            try:
+                model.model_validate(item)
+            except ValidationError:
+                if key and isinstance(item, dict) and isinstance(item.get(key), str):
+                    unresolved[section].add(item[key])
+                continue
+            kept[section].append(item)
+            positions[section].append(i)
+    try:
+        manifest = Manifest.model_validate(kept)
+    except ValidationError:
+        return None
+    return Partial(manifest, positions, unresolved)
+
+
+_POSITION_RE = re.compile(r"^(sellers|buyers|operators|products|subscriptions)\[(\d+)\]")
+
+
+def _at_positions(problems: list[Problem], positions: dict[str, list[int]]) -> list[Problem]:
+    def remap(path: str) -> str:
+        found = _POSITION_RE.match(path)
+        if not found:
+            return path
+        original = positions[found.group(1)][int(found.group(2))]
+        return f"{found.group(1)}[{original}]" + path[found.end() :]
+
+    return [Problem(remap(p.path), p.message, p.rule) for p in problems]
+
+
+def check_partial(partial: Partial, session: Session) -> list[Problem]:
+    """Reference problems of the valid entries, located in the original file; references to refused
+    entries are not reported again."""
+    problems = check(partial.manifest, session, unresolved=partial.unresolved)
+    return _at_positions(problems, partial.positions)
+
+
+def check(manifest: Manifest, session: Session, *, unresolved: dict[str, set[str]] | None = None) -> list[Problem]:
     problems: list[Problem] = []
     region = get_settings().region
     if manifest.region and manifest.region != region:
@@ -100,8 +173,11 @@ def check(manifest: Manifest, session: Session) -> list[Problem]:
     )
     problems += _check_credentials(manifest, session)
 
+    refused = unresolved or {}
     sellers = {s.id for s in manifest.sellers} | set(session.scalars(select(Seller.handle)))
-    buyers = {b.account: b.enterprise for b in manifest.buyers}
+    sellers |= refused.get("sellers", set())
+    buyers: dict[str, bool | None] = {b.account: b.enterprise for b in manifest.buyers}
+    buyers |= dict.fromkeys(refused.get("buyers", set()))
     for account, enterprise in session.execute(select(Buyer.account, Buyer.enterprise)):
         buyers.setdefault(account, enterprise)
     products: dict[str, ProductIn | Product] = {p.code: p for p in manifest.products}
@@ -109,7 +185,17 @@ def check(manifest: Manifest, session: Session) -> list[Problem]:
     for product in session.scalars(select(Product)):
         products.setdefault(product.code, product)
 
+    tax_forms: dict[str, str] = {s.id: s.tax_form for s in manifest.sellers}
+    for handle, tax_form in session.execute(select(Seller.handle, Seller.tax_form)):
+        tax_forms.setdefault(handle, tax_form)
+    launched = {
+        code: published.date()
+        for code, published in session.execute(select(Product.code, Product.published_at))
+        if published is not None
+    }
     for i, product_in in enumerate(manifest.products):
+        if product_in.seller in tax_forms:
+            problems += _check_listing(f"products[{i}]", product_in, tax_forms[product_in.seller], launched)
         if product_in.seller not in sellers:
             problems.append(Problem(f"products[{i}].seller", f"unknown seller {product_in.seller!r}", "SEL-01"))
         owner = owners.get(product_in.code)
@@ -121,10 +207,36 @@ def check(manifest: Manifest, session: Session) -> list[Problem]:
         if sub.buyer not in buyers:
             problems.append(Problem(f"{path}.buyer", f"unknown buyer account {sub.buyer!r}"))
         target = products.get(sub.product)
+        if target is None and sub.product in refused.get("products", set()):
+            continue
         if target is None:
             problems.append(Problem(f"{path}.product", f"unknown product {sub.product!r}"))
             continue
         problems += _check_purchase(path, sub, target, buyers.get(sub.buyer))
+    return problems
+
+
+def _check_listing(path: str, product: ProductIn, tax_form: str, launched: dict[str, date]) -> list[Problem]:
+    """The rules a listing must meet to be stored: its pricing (PRC-*, SEL-02), and for a product loaded
+    straight to public, what submission would have required (LST-07)."""
+    problems: list[Problem] = []
+    if product.pricing is not None:
+        today = clock.now().date()
+        launched_on = launched.get(product.code) or (today if product.state == ProductState.PUBLIC else None)
+        context = PricingContext(product.kind.value, tax_form, launched_on=launched_on, as_of=today)
+        result = validate_pricing(product.pricing, context)
+        problems += [Problem(f"{path}.pricing.{v.path}", v.message, v.rule) for v in result.violations]
+    elif product.state == ProductState.PUBLIC:
+        problems.append(Problem(f"{path}.pricing", "a public product needs pricing"))
+    if (
+        product.state == ProductState.PUBLIC
+        and product.pricing is not None
+        and is_paid(product.pricing)
+        and not (product.refund_policy or "").strip()
+    ):
+        problems.append(
+            Problem(f"{path}.refund_policy", "a paid listing must state its refund policy and a contact", "LST-07")
+        )
     return problems
 
 
@@ -232,7 +344,12 @@ def apply(manifest: Manifest, session: Session, *, actor: str = MANIFEST_ACTOR) 
             "seller",
             Seller,
             {"handle": seller_in.id},
-            {"name": seller_in.name, "tax_form": seller_in.tax_form, "data_sharing": seller_in.data_sharing},
+            {
+                "name": seller_in.name,
+                "email": seller_in.email,
+                "tax_form": seller_in.tax_form,
+                "data_sharing": seller_in.data_sharing,
+            },
         )
         _credentials(session, report, Role.SELLER, seller.id, seller_in)
     for buyer_in in manifest.buyers:
@@ -254,7 +371,7 @@ def apply(manifest: Manifest, session: Session, *, actor: str = MANIFEST_ACTOR) 
             "operator",
             Operator,
             {"handle": operator_in.id},
-            {"name": operator_in.name},
+            {"name": operator_in.name, "email": operator_in.email},
         )
         _credentials(session, report, Role.OPERATOR, operator.id, operator_in)
     for product_in in manifest.products:
@@ -320,8 +437,8 @@ def _credentials(
         _, created = identities.add_token(session, role, subject_id, token)
         report.count("api tokens", "created" if created else "unchanged")
     for key in owner.access_keys:
-        _, changed = identities.add_access_key(session, role, subject_id, key.id, key.secret)
-        report.count("access keys", "created/updated" if changed else "unchanged")
+        _, outcome = identities.add_access_key(session, role, subject_id, key.id, key.secret)
+        report.count("access keys", outcome)
 
 
 def _apply_product(session: Session, report: LoadReport, actor: str, product_in: ProductIn) -> None:
@@ -341,6 +458,7 @@ def _apply_product(session: Session, report: LoadReport, actor: str, product_in:
         product.published_at = now if product_in.state == ProductState.PUBLIC else None
         session.add(product)
         session.flush()
+        _sync_catalog(session, product)
         audit.record(
             session,
             actor=actor,
@@ -360,6 +478,7 @@ def _apply_product(session: Session, report: LoadReport, actor: str, product_in:
     product.updated_at = now
     if product_in.state == ProductState.PUBLIC and product.published_at is None:
         product.published_at = now
+    _sync_catalog(session, product)
     audit.record(
         session,
         actor=actor,
@@ -370,6 +489,14 @@ def _apply_product(session: Session, report: LoadReport, actor: str, product_in:
         after=_summary(values),
     )
     report.count("products", "updated")
+
+
+def _sync_catalog(session: Session, product: Product) -> None:
+    sync_facets(session, product)
+    if product.state == ProductState.PUBLIC:
+        search.index(session, product)
+    else:
+        search.unindex(session, product)
 
 
 def _summary(values: dict[str, Any]) -> dict[str, Any]:

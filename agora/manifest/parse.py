@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,13 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that reads floats as exact Decimals and refuses duplicate mapping keys."""
 
 
-def _decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal:
-    return Decimal(loader.construct_scalar(node).replace("_", ""))
+def _decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal | str:
+    text = str(loader.construct_scalar(node))
+    try:
+        return Decimal(text.replace("_", ""))
+    except InvalidOperation:
+        # YAML's .inf/.nan and sexagesimal floats: keep the text, and let the field say what it expects.
+        return text
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -57,13 +62,28 @@ _Loader.add_constructor("tag:yaml.org,2002:float", _decimal)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(f"duplicate key {key!r} in one object")
+        result[key] = value
+    return result
+
+
 def parse_text(text: str, name: str) -> Any:
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")) and name.endswith(".json"):
         try:
-            return json.loads(text, parse_float=Decimal)
+            return json.loads(text, parse_float=Decimal, object_pairs_hook=_unique_pairs)
         except json.JSONDecodeError as exc:
             raise ManifestError([Problem(f"{name}:{exc.lineno}:{exc.colno}", exc.msg)]) from None
+        except _DuplicateKey as exc:
+            raise ManifestError([Problem(name, str(exc))]) from None
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:

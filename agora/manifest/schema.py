@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from agora.catalog.schemas import Code, ListingFields, ProductKind
 
@@ -43,23 +43,26 @@ class Credentials(Closed):
 class SellerIn(Credentials):
     id: Handle
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    email: str | None = Field(None, description="where review results and reports go")
     tax_form: Literal["W-9", "W-8", "none"] = "none"
     data_sharing: bool = False
 
 
+def _account(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError("must be a quoted string of 12 digits (unquoted, YAML reads it as a number)")
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{12}", value):
+        raise ValueError(f"must be exactly 12 digits, got {value!r}")
+    return value
+
+
+Account = Annotated[str, BeforeValidator(_account)]
+
+
 class BuyerIn(Credentials):
-    account: str
+    account: Account
     email: str
     enterprise: bool = False
-
-    @field_validator("account", mode="before")
-    @classmethod
-    def _account(cls, value: Any) -> Any:
-        if isinstance(value, int):
-            raise ValueError("must be a quoted string of 12 digits (unquoted, YAML reads it as a number)")
-        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{12}", value):
-            raise ValueError(f"must be exactly 12 digits, got {value!r}")
-        return value
 
     @field_validator("email")
     @classmethod
@@ -72,6 +75,7 @@ class BuyerIn(Credentials):
 class OperatorIn(Credentials):
     id: Handle
     name: str = ""
+    email: str | None = None
 
 
 class ProductIn(ListingFields):
@@ -88,7 +92,7 @@ class ContractPurchaseIn(Closed):
 
 
 class SubscriptionIn(Closed):
-    buyer: str
+    buyer: Account
     product: Code
     at: Instant
     customer_identifier: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")] | None = None

@@ -2,9 +2,10 @@
 
 from agora.models.audit import AuditEvent
 from agora.models.base import Base
-from agora.models.catalog import Product
+from agora.models.catalog import ChangeRequest, Product, ProductAsset, ProductRegion, SearchDocument
 from agora.models.identities import AccessKey, ApiToken, Buyer, Operator, Role, Seller, TaxForm
 from agora.models.jobs import Job, JobState
+from agora.models.notifications import Notification
 from agora.models.subscriptions import Subscription
 
 __all__ = [
@@ -13,11 +14,16 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Buyer",
+    "ChangeRequest",
     "Job",
     "JobState",
+    "Notification",
     "Operator",
     "Product",
+    "ProductAsset",
+    "ProductRegion",
     "Role",
+    "SearchDocument",
     "Seller",
     "Subscription",
     "TaxForm",

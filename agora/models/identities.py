@@ -29,6 +29,7 @@ class Operator(Timestamped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     handle: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(320))
 
 
 class Seller(Timestamped, Base):
@@ -37,6 +38,7 @@ class Seller(Timestamped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     handle: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
     tax_form: Mapped[str] = mapped_column(String(8), default=TaxForm.NONE.value)
     data_sharing: Mapped[bool] = mapped_column(default=False)
 

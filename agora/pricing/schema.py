@@ -11,13 +11,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
-from agora.money import parse_decimal
+from agora.money import decimal_places, parse_decimal
+
+MAX_INTEGER_DIGITS = 12  # up to $999,999,999,999: beyond that a price is a typo, not a price
+MAX_PLACES = 8
 
 
 def _price(value: Any) -> Decimal:
     result = parse_decimal(value)
     if result < 0:
         raise ValueError("must not be negative")
+    if result and result.adjusted() >= MAX_INTEGER_DIGITS:
+        raise ValueError(f"is too large (at most {MAX_INTEGER_DIGITS} digits before the decimal point)")
+    if decimal_places(result) > MAX_PLACES:
+        raise ValueError(f"has more than {MAX_PLACES} decimal places")
     return result
 
 
@@ -62,7 +69,7 @@ class MLPrices(Strict):
 
 
 class Tier(Strict):
-    up_to: Annotated[int, Field(gt=0)] | None
+    up_to: Annotated[int, Field(gt=0)] | None = None  # None (or absent, as `stored()` writes it) = open-ended
     price: Price
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 12:16:39.970641
+Create Date: 2026-11-23 12:27:03.992054
 """
 
 from __future__ import annotations
@@ -30,11 +30,7 @@ def upgrade() -> None:
         sa.Column("action", sa.String(length=80), nullable=False),
         sa.Column("target_type", sa.String(length=40), nullable=False),
         sa.Column("target_id", sa.String(length=160), nullable=False),
-        sa.Column(
-            "before",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=True,
-        ),
+        sa.Column("before", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=True),
         sa.Column("after", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=True),
         sa.Column("request_id", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
@@ -62,9 +58,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column(
-            "payload",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "payload", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("run_at", agora.db.UTCDateTime(timezone=True), nullable=False),
@@ -84,10 +78,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_jobs_name"), ["name"], unique=False)
 
     op.create_table(
+        "notifications",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("to", sa.String(length=320), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("sent_at", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
+    )
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_notifications_kind"), ["kind"], unique=False)
+        batch_op.create_index(batch_op.f("ix_notifications_to"), ["to"], unique=False)
+
+    op.create_table(
         "operators",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("handle", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_operators")),
         sa.UniqueConstraint("handle", name=op.f("uq_operators_handle")),
@@ -97,6 +108,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("handle", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("tax_form", sa.String(length=8), nullable=False),
         sa.Column("data_sharing", sa.Boolean(), nullable=False),
         sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
@@ -121,10 +133,7 @@ def upgrade() -> None:
             ["buyer_id"], ["buyers.id"], name=op.f("fk_access_keys_buyer_id_buyers"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["operator_id"],
-            ["operators.id"],
-            name=op.f("fk_access_keys_operator_id_operators"),
-            ondelete="CASCADE",
+            ["operator_id"], ["operators.id"], name=op.f("fk_access_keys_operator_id_operators"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
             ["seller_id"], ["sellers.id"], name=op.f("fk_access_keys_seller_id_sellers"), ondelete="CASCADE"
@@ -155,10 +164,7 @@ def upgrade() -> None:
             ["buyer_id"], ["buyers.id"], name=op.f("fk_api_tokens_buyer_id_buyers"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["operator_id"],
-            ["operators.id"],
-            name=op.f("fk_api_tokens_operator_id_operators"),
-            ondelete="CASCADE",
+            ["operator_id"], ["operators.id"], name=op.f("fk_api_tokens_operator_id_operators"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
             ["seller_id"], ["sellers.id"], name=op.f("fk_api_tokens_seller_id_sellers"), ondelete="CASCADE"
@@ -180,26 +186,94 @@ def upgrade() -> None:
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column(
-            "listing",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "listing", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
-        sa.Column(
-            "pricing",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=True,
-        ),
-        sa.Column("updated_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("pricing", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=True),
+        sa.Column("category", sa.String(length=80), nullable=True),
+        sa.Column("pricing_family", sa.String(length=32), nullable=True),
+        sa.Column("free_trial", sa.Boolean(), nullable=False),
+        sa.Column("enterprise_only", sa.Boolean(), nullable=False),
+        sa.Column("managed_service_id", sa.String(length=128), nullable=True),
+        sa.Column("rejection_reason", sa.Text(), nullable=True),
+        sa.Column("submitted_at", agora.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("published_at", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", agora.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["seller_id"], ["sellers.id"], name=op.f("fk_products_seller_id_sellers")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_products")),
         sa.UniqueConstraint("code", name=op.f("uq_products_code")),
+        sa.UniqueConstraint("managed_service_id", name=op.f("uq_products_managed_service_id")),
     )
     with op.batch_alter_table("products", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_products_category"), ["category"], unique=False)
+        batch_op.create_index(batch_op.f("ix_products_kind"), ["kind"], unique=False)
+        batch_op.create_index(batch_op.f("ix_products_pricing_family"), ["pricing_family"], unique=False)
         batch_op.create_index(batch_op.f("ix_products_seller_id"), ["seller_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_products_state"), ["state"], unique=False)
 
+    op.create_table(
+        "change_requests",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "changes", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
+        ),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("decided_at", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decided_by", sa.String(length=160), nullable=True),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["product_id"], ["products.id"], name=op.f("fk_change_requests_product_id_products"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_change_requests")),
+    )
+    with op.batch_alter_table("change_requests", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_change_requests_product_id"), ["product_id"], unique=False)
+        batch_op.create_index("ix_change_requests_state", ["state", "created_at"], unique=False)
+
+    op.create_table(
+        "product_assets",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("content_type", sa.String(length=80), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["product_id"], ["products.id"], name=op.f("fk_product_assets_product_id_products"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_product_assets")),
+        sa.UniqueConstraint("product_id", "kind", "digest", name="uq_product_assets_content"),
+    )
+    with op.batch_alter_table("product_assets", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_product_assets_digest"), ["digest"], unique=False)
+        batch_op.create_index(batch_op.f("ix_product_assets_product_id"), ["product_id"], unique=False)
+
+    op.create_table(
+        "product_regions",
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column("region", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["product_id"], ["products.id"], name=op.f("fk_product_regions_product_id_products"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("product_id", "region", name=op.f("pk_product_regions")),
+    )
+    with op.batch_alter_table("product_regions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_product_regions_region"), ["region"], unique=False)
+
+    op.create_table(
+        "search_documents",
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column("title", sa.Text(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["product_id"], ["products.id"], name=op.f("fk_search_documents_product_id_products"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("product_id", name=op.f("pk_search_documents")),
+    )
     op.create_table(
         "subscriptions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -209,9 +283,7 @@ def upgrade() -> None:
         sa.Column("started_at", agora.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("ended_at", agora.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column(
-            "purchases",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "purchases", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["buyer_id"], ["buyers.id"], name=op.f("fk_subscriptions_buyer_id_buyers")),
@@ -231,9 +303,27 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_subscriptions_buyer_id"))
 
     op.drop_table("subscriptions")
+    op.drop_table("search_documents")
+    with op.batch_alter_table("product_regions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_product_regions_region"))
+
+    op.drop_table("product_regions")
+    with op.batch_alter_table("product_assets", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_product_assets_product_id"))
+        batch_op.drop_index(batch_op.f("ix_product_assets_digest"))
+
+    op.drop_table("product_assets")
+    with op.batch_alter_table("change_requests", schema=None) as batch_op:
+        batch_op.drop_index("ix_change_requests_state")
+        batch_op.drop_index(batch_op.f("ix_change_requests_product_id"))
+
+    op.drop_table("change_requests")
     with op.batch_alter_table("products", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_products_state"))
         batch_op.drop_index(batch_op.f("ix_products_seller_id"))
+        batch_op.drop_index(batch_op.f("ix_products_pricing_family"))
+        batch_op.drop_index(batch_op.f("ix_products_kind"))
+        batch_op.drop_index(batch_op.f("ix_products_category"))
 
     op.drop_table("products")
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
@@ -250,6 +340,11 @@ def downgrade() -> None:
     op.drop_table("access_keys")
     op.drop_table("sellers")
     op.drop_table("operators")
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notifications_to"))
+        batch_op.drop_index(batch_op.f("ix_notifications_kind"))
+
+    op.drop_table("notifications")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_jobs_name"))
         batch_op.drop_index("ix_jobs_due")

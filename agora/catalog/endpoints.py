@@ -1,0 +1,266 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, UploadFile, status
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from agora import audit
+from agora.auth import Principal, require, viewer
+from agora.catalog import assets as asset_rules
+from agora.catalog import search, service
+from agora.catalog.assets import AssetKind
+from agora.catalog.schemas import ProductCreate
+from agora.catalog.storage import LocalAssetStorage
+from agora.catalog.views import asset_out, catalog_page, product_out
+from agora.deps import Uow
+from agora.errors import Invalid, NotFound
+from agora.models import ChangeRequest, Product, ProductAsset, Role
+
+router = APIRouter(prefix="/api/v1", tags=["catalog"])
+seller_only = require(Role.SELLER)
+manager = require(Role.SELLER, Role.OPERATOR)
+operator_only = require(Role.OPERATOR)
+
+
+class Reason(BaseModel):
+    reason: str | None = None
+
+
+@router.post("/products", status_code=status.HTTP_201_CREATED)
+def create_product(data: ProductCreate, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
+    """Create a draft listing (one manifest product entry without `seller` and `state`). SEL-01."""
+    product = service.create_product(session, principal, data)
+    return product_out(session, product)
+
+
+@router.get("/products")
+def list_products(
+    session: Uow, principal: Principal = Depends(manager), state: str | None = None
+) -> list[dict[str, Any]]:
+    """The caller's own products (a seller), or every product (an operator)."""
+    query = select(Product).order_by(Product.code)
+    if principal.role is Role.SELLER:
+        query = query.where(Product.seller_id == principal.id)
+    if state:
+        query = query.where(Product.state == state)
+    return [product_out(session, p, brief=True) for p in session.scalars(query)]
+
+
+@router.get("/products/{code}")
+def get_product(code: str, session: Uow, principal: Principal = Depends(manager)) -> dict[str, Any]:
+    return product_out(session, service.get_managed(session, principal, code))
+
+
+@router.patch("/products/{code}")
+def patch_product(
+    code: str,
+    session: Uow,
+    principal: Principal = Depends(seller_only),
+    body: dict[str, Any] = Body(..., description="any subset of the listing fields"),
+) -> dict[str, Any]:
+    """Edit a draft in place; on a published listing the edit becomes a change request for the operator."""
+    product, request = service.update_product(session, principal, code, service.validate_patch(body))
+    out = product_out(session, product)
+    if request is not None:
+        out["change_request"] = {"id": request.id, "state": request.state, "changes": request.changes}
+    return out
+
+
+@router.post("/products/{code}/submit")
+def submit(code: str, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
+    return product_out(session, service.submit(session, principal, code))
+
+
+@router.post("/products/{code}/sign-off")
+def sign_off(code: str, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
+    return product_out(session, service.sign_off(session, principal, code))
+
+
+@router.post("/products/{code}/restrict")
+def restrict(
+    code: str, session: Uow, principal: Principal = Depends(manager), body: Reason | None = None
+) -> dict[str, Any]:
+    return product_out(session, service.restrict(session, principal, code, body.reason if body else None))
+
+
+@router.post("/products/{code}/reinstate")
+def reinstate(code: str, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
+    return product_out(session, service.reinstate(session, principal, code))
+
+
+@router.post("/products/{code}/assets", status_code=status.HTTP_201_CREATED)
+def upload_asset(
+    code: str,
+    session: Uow,
+    kind: Annotated[AssetKind, Form()],
+    file: Annotated[UploadFile, File()],
+    principal: Principal = Depends(seller_only),
+) -> dict[str, Any]:
+    """LST-03: the bytes are checked (a PNG must be a PNG), limits are per kind, nothing partial is kept."""
+    product = service.get_managed(session, principal, code)
+    rule = asset_rules.RULES[kind]
+    data = file.file.read(rule.max_bytes + 1)
+    filename = file.filename or kind.value
+    content_type = asset_rules.check_content(kind, data, filename)
+    if rule.max_count > 1 and service.count_assets(session, product, kind) >= rule.max_count:
+        raise asset_rules.TooMany(f"kind: at most {rule.max_count} {kind.value} files per product [LST-03]")
+    digest = LocalAssetStorage().put(data)
+    if rule.max_count == 1:
+        for old in session.scalars(
+            select(ProductAsset).where(ProductAsset.product_id == product.id, ProductAsset.kind == kind.value)
+        ):
+            session.delete(old)
+        session.flush()
+    existing = session.scalar(
+        select(ProductAsset).where(
+            ProductAsset.product_id == product.id, ProductAsset.kind == kind.value, ProductAsset.digest == digest
+        )
+    )
+    asset = existing or ProductAsset(
+        product_id=product.id,
+        kind=kind.value,
+        digest=digest,
+        content_type=content_type,
+        size=len(data),
+        filename=filename[:255],
+    )
+    session.add(asset)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="product.asset_upload",
+        target_type="product",
+        target_id=code,
+        after={"kind": kind.value, "digest": digest, "size": len(data), "content_type": content_type},
+    )
+    return asset_out(asset)
+
+
+@router.get("/products/{code}/wizard")
+def wizard(code: str, session: Uow, principal: Principal = Depends(manager)) -> dict[str, Any]:
+    """The seller wizard: each step's saved fields and what is still missing for submission."""
+    from agora.catalog.views import wizard_out
+
+    return wizard_out(session, service.get_managed(session, principal, code))
+
+
+@router.put("/products/{code}/wizard/{step}")
+def save_step(
+    code: str,
+    step: str,
+    session: Uow,
+    principal: Principal = Depends(seller_only),
+    body: dict[str, Any] = Body(...),
+) -> dict[str, Any]:
+    """Save one wizard step as a draft (access, general, category, pricing, agreement)."""
+    from agora.catalog.views import STEPS, wizard_out
+
+    fields = STEPS.get(step)
+    if fields is None:
+        raise NotFound(f"no wizard step {step!r}; steps are {', '.join(STEPS)}")
+    stray = sorted(set(body) - set(fields))
+    if stray:
+        raise Invalid(
+            f"{', '.join(stray)}: not part of the {step} step (its fields: {', '.join(fields)})",
+            [{"loc": name, "msg": f"not part of the {step} step"} for name in stray],
+        )
+    service.update_product(session, principal, code, service.validate_patch(body))
+    return wizard_out(session, service.get_managed(session, principal, code))
+
+
+@router.get("/reviews")
+def review_queue(session: Uow, _: Principal = Depends(operator_only)) -> dict[str, Any]:
+    """Submitted products and pending change requests, oldest first, with their age."""
+    from agora.catalog.views import queue_out
+
+    return queue_out(session)
+
+
+@router.post("/reviews/{code}/approve")
+def approve(
+    code: str, session: Uow, principal: Principal = Depends(operator_only), body: Reason | None = None
+) -> dict[str, Any]:
+    return product_out(session, service.approve(session, principal, code, body.reason if body else None))
+
+
+@router.post("/reviews/{code}/reject")
+def reject(code: str, session: Uow, body: Reason, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
+    return product_out(session, service.reject(session, principal, code, body.reason or ""))
+
+
+@router.post("/change-requests/{request_id}/approve")
+def approve_change(
+    request_id: int, session: Uow, principal: Principal = Depends(operator_only), body: Reason | None = None
+) -> dict[str, Any]:
+    request = service.decide_change(session, principal, request_id, approve=True, reason=body.reason if body else None)
+    return _change_out(request)
+
+
+@router.post("/change-requests/{request_id}/reject")
+def reject_change(
+    request_id: int, session: Uow, body: Reason, principal: Principal = Depends(operator_only)
+) -> dict[str, Any]:
+    return _change_out(service.decide_change(session, principal, request_id, approve=False, reason=body.reason))
+
+
+def _change_out(request: ChangeRequest) -> dict[str, Any]:
+    return {"id": request.id, "state": request.state, "changes": request.changes, "reason": request.reason}
+
+
+@router.get("/catalog")
+def catalog_search(
+    session: Uow,
+    request: Request,
+    who: Principal | None = Depends(viewer),
+    q: str = Query("", max_length=200),
+    kind: str | None = None,
+    category: str | None = None,
+    pricing_family: str | None = None,
+    region: str | None = None,
+    free_trial: bool | None = None,
+    limit: int = Query(20, ge=1, le=100),
+    offset: int = Query(0, ge=0, le=10_000),
+) -> dict[str, Any]:
+    """Public search over title, descriptions, highlights, tags and SEO keywords."""
+    filters = search.Filters(kind, category, pricing_family, region, free_trial)
+    products, total = search.search(session, q, filters, limit=limit, offset=offset)
+    return {
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "results": [catalog_page(session, p, who, brief=True) for p in products],
+    }
+
+
+@router.get("/catalog/{code}")
+def catalog_product(code: str, session: Uow, who: Principal | None = Depends(viewer)) -> dict[str, Any]:
+    """A product detail page's data; 404 wherever the caller may not see the product (LST-06)."""
+    product = service.get_by_code(session, code)
+    if product is None or not service.visible_to(product, who):
+        raise NotFound(f"no product {code!r}")
+    return catalog_page(session, product, who)
+
+
+@router.get("/assets/{digest}")
+def get_asset(digest: str, session: Uow, who: Principal | None = Depends(viewer)) -> Response:
+    """An uploaded file, served with its content type, to whoever may see a product that uses it."""
+    rows = session.execute(
+        select(ProductAsset, Product)
+        .join(Product, Product.id == ProductAsset.product_id)
+        .where(ProductAsset.digest == digest)
+    ).tuples()
+    for asset, product in rows:
+        if service.visible_to(product, who):
+            data = LocalAssetStorage().get(digest)
+            if data is None:
+                break
+            return Response(
+                data,
+                media_type=asset.content_type,
+                headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
+            )
+    raise NotFound(f"no asset {digest}")
