@@ -6,4 +6,5 @@ from __future__ import annotations
 def register_all() -> None:
     """Import the modules whose `@jobs.handler` decorators register job handlers."""
     import agora.catalog.tasks
-    import agora.notifications.tasks  # noqa: F401
+    import agora.notifications.tasks
+    import agora.pricing.service  # noqa: F401

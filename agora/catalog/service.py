@@ -23,6 +23,7 @@ from agora.catalog.schemas import ListingFields, ProductCreate, ProductState
 from agora.errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
 from agora.models import ChangeRequest, Operator, Product, ProductAsset, ProductRegion, Role, Seller
 from agora.notifications.service import notify
+from agora.pricing import service as pricing_service
 from agora.pricing.rules import PricingContext, is_paid, pricing_family, validate_pricing
 from agora.pricing.schema import PricingDocument
 
@@ -202,6 +203,12 @@ def update_product(
             after=changes,
         )
         return product, None
+    if state in CHANGE_REQUESTED and "pricing" in changes and pricing_service.versions(session, product):
+        raise Invalid(
+            f"pricing: prices of a published product change through PUT /api/v1/products/{code}/pricing, which "
+            "versions them and notifies subscribers (CHG-02)",
+            [{"loc": "pricing", "msg": "use the pricing endpoint"}],
+        )
     if state in CHANGE_REQUESTED:
         request = ChangeRequest(product_id=product.id, changes=changes, state="pending")
         session.add(request)
@@ -369,6 +376,7 @@ def sign_off(session: Session, principal: Principal, code: str) -> Product:
     product.published_at = product.published_at or clock.now()
     _set_state(session, product, target, actor=principal.actor, action="sign_off")
     search.index(session, product)
+    pricing_service.launch_price(session, product, actor=principal.actor)
     for address in _operators_emails(session):
         notify(
             session,

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from agora import clock
 from agora.auth import Principal
 from agora.catalog import service
-from agora.models import Product, ProductAsset, ProductRegion, Seller
+from agora.models import InfrastructurePrice, Product, ProductAsset, ProductRegion, Seller
 
 STEPS: dict[str, tuple[str, ...]] = {
     "access": ("title", "managed_service", "fulfillment_url", "webhook_url"),
@@ -137,6 +137,7 @@ def catalog_page(session: Session, product: Product, who: Principal | None, *, b
                 {"kind": "standard", "url": None},
             ),
             "software_pricing": product.pricing,
+            "infrastructure_pricing": infrastructure_estimates(session, product),
             "screenshots": [a["url"] for a in assets if a["kind"] == "screenshot"],
             "certifications": [a["url"] for a in assets if a["kind"] == "certification"],
             "user_guide_url": next((a["url"] for a in assets if a["kind"] == "user_guide"), None),
@@ -146,6 +147,33 @@ def catalog_page(session: Session, product: Product, who: Principal | None, *, b
     if listing.get("ml"):
         out["ml"] = listing["ml"]
     return out
+
+
+def _instance_types(pricing: dict[str, Any] | None) -> list[str]:
+    if not pricing:
+        return []
+    types = set(pricing.get("hourly") or {}) | set(pricing.get("annual") or {})
+    for prices in (pricing.get("ml") or {}).values():
+        types |= set(prices or {})
+    return sorted(types)
+
+
+def infrastructure_estimates(session: Session, product: Product) -> list[dict[str, str]]:
+    """LST-10: the estimated infrastructure price per instance type and region, from the operator's table,
+    shown apart from (never added into) the software prices."""
+    types = _instance_types(product.pricing)
+    regions = _regions(session, product)
+    if not types or not regions:
+        return []
+    rows = session.scalars(
+        select(InfrastructurePrice)
+        .where(InfrastructurePrice.instance_type.in_(types), InfrastructurePrice.region.in_(regions))
+        .order_by(InfrastructurePrice.instance_type, InfrastructurePrice.region)
+    )
+    return [
+        {"instance_type": r.instance_type, "region": r.region, "hourly_estimate": format(r.hourly.normalize(), "f")}
+        for r in rows
+    ]
 
 
 def queue_out(session: Session) -> dict[str, Any]:

@@ -27,8 +27,11 @@ from agora.identities import service as identities
 from agora.manifest.errors import problems_from
 from agora.manifest.parse import ManifestError, Problem, read_file
 from agora.manifest.schema import BuyerIn, Manifest, OperatorIn, ProductIn, SellerIn, SubscriptionIn
-from agora.models import AccessKey, ApiToken, Buyer, Operator, Product, Role, Seller, Subscription
+from agora.models import AccessKey, ApiToken, Buyer, Operator, PriceVersion, Product, Role, Seller, Subscription
+from agora.pricing import service as pricing_service
 from agora.pricing.rules import PricingContext, is_paid, validate_pricing
+from agora.pricing.rules_change import change_violations
+from agora.pricing.schema import PricingDocument
 
 MANIFEST_ACTOR = "operator:manifest"
 LISTING_EXCLUDE = {"code", "seller", "kind", "title", "state", "pricing"}
@@ -193,11 +196,18 @@ def check(manifest: Manifest, session: Session, *, unresolved: dict[str, set[str
         for code, published in session.execute(select(Product.code, Product.published_at))
         if published is not None
     }
+    published_pricing = _published_pricing(session)
     for i, product_in in enumerate(manifest.products):
         if product_in.seller in tax_forms:
             problems += _check_listing(f"products[{i}]", product_in, tax_forms[product_in.seller], launched)
         if product_in.seller not in sellers:
             problems.append(Problem(f"products[{i}].seller", f"unknown seller {product_in.seller!r}", "SEL-01"))
+        published = published_pricing.get(product_in.code)
+        if published is not None and product_in.pricing is not None:
+            problems += [
+                Problem(f"products[{i}].pricing" + (f".{v.path}" if v.path else ""), v.message, v.rule)
+                for v in change_violations(PricingDocument.model_validate(published), product_in.pricing)
+            ]
         owner = owners.get(product_in.code)
         if owner is not None and owner != product_in.seller:
             problems.append(Problem(f"products[{i}].code", f"{product_in.code!r} belongs to seller {owner!r}"))
@@ -214,6 +224,16 @@ def check(manifest: Manifest, session: Session, *, unresolved: dict[str, set[str
             continue
         problems += _check_purchase(path, sub, target, buyers.get(sub.buyer))
     return problems
+
+
+def _published_pricing(session: Session) -> dict[str, dict[str, Any]]:
+    """The current version's pricing of every product that has price versions (i.e. was published)."""
+    latest: dict[str, tuple[int, dict[str, Any]]] = {}
+    rows = session.execute(select(Product.code, PriceVersion.number, PriceVersion.pricing).join(PriceVersion))
+    for code, number, pricing in rows:
+        if code not in latest or number > latest[code][0]:
+            latest[code] = (number, pricing)
+    return {code: pricing for code, (_, pricing) in latest.items()}
 
 
 def _check_listing(path: str, product: ProductIn, tax_form: str, launched: dict[str, date]) -> list[Problem]:
@@ -473,12 +493,18 @@ def _apply_product(session: Session, report: LoadReport, actor: str, product_in:
     if before == values:
         report.count("products", "unchanged")
         return
+    versioned = bool(pricing_service.versions(session, product))
+    new_pricing = values["pricing"]
     for k, v in values.items():
-        setattr(product, k, v)
+        if k != "pricing" or not versioned:
+            setattr(product, k, v)
     product.updated_at = now
     if product_in.state == ProductState.PUBLIC and product.published_at is None:
         product.published_at = now
     _sync_catalog(session, product)
+    if versioned and new_pricing != before["pricing"] and product_in.pricing is not None:
+        # Prices are never overwritten: the new ones become the next version, noticed now (CHG-01/02).
+        pricing_service.add_version(session, product, product_in.pricing, actor=actor)
     audit.record(
         session,
         actor=actor,
@@ -495,6 +521,7 @@ def _sync_catalog(session: Session, product: Product) -> None:
     sync_facets(session, product)
     if product.state == ProductState.PUBLIC:
         search.index(session, product)
+        pricing_service.launch_price(session, product, actor=MANIFEST_ACTOR)
     else:
         search.unindex(session, product)
 

@@ -6,6 +6,7 @@ from agora.models.catalog import ChangeRequest, Product, ProductAsset, ProductRe
 from agora.models.identities import AccessKey, ApiToken, Buyer, Operator, Role, Seller, TaxForm
 from agora.models.jobs import Job, JobState
 from agora.models.notifications import Notification
+from agora.models.pricing import FeeRate, InfrastructurePrice, PriceVersion, PricingModelRequest
 from agora.models.subscriptions import Subscription
 
 __all__ = [
@@ -15,10 +16,14 @@ __all__ = [
     "Base",
     "Buyer",
     "ChangeRequest",
+    "FeeRate",
+    "InfrastructurePrice",
     "Job",
     "JobState",
     "Notification",
     "Operator",
+    "PriceVersion",
+    "PricingModelRequest",
     "Product",
     "ProductAsset",
     "ProductRegion",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 12:27:03.992054
+Create Date: 2026-11-23 12:58:12.450781
 """
 
 from __future__ import annotations
@@ -52,6 +52,26 @@ def upgrade() -> None:
         sa.CheckConstraint("length(account) = 12", name=op.f("ck_buyers_account_12_digits")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_buyers")),
         sa.UniqueConstraint("account", name=op.f("uq_buyers_account")),
+    )
+    op.create_table(
+        "fee_rates",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=24), nullable=False),
+        sa.Column("family", sa.String(length=32), nullable=False),
+        sa.Column("percent", sa.Numeric(precision=5, scale=2), nullable=False),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_fee_rates")),
+        sa.UniqueConstraint("kind", "family", name="uq_fee_rates_kind_family"),
+    )
+    op.create_table(
+        "infrastructure_prices",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("instance_type", sa.String(length=64), nullable=False),
+        sa.Column("region", sa.String(length=32), nullable=False),
+        sa.Column("hourly", sa.Numeric(precision=12, scale=6), nullable=False),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_infrastructure_prices")),
+        sa.UniqueConstraint("instance_type", "region", name="uq_infrastructure_prices_type_region"),
     )
     op.create_table(
         "jobs",
@@ -233,6 +253,55 @@ def upgrade() -> None:
         batch_op.create_index("ix_change_requests_state", ["state", "created_at"], unique=False)
 
     op.create_table(
+        "price_versions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column(
+            "pricing", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
+        ),
+        sa.Column("family", sa.String(length=32), nullable=False),
+        sa.Column("noticed_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("existing_from", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_by", sa.String(length=160), nullable=False),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["product_id"], ["products.id"], name=op.f("fk_price_versions_product_id_products"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_price_versions")),
+        sa.UniqueConstraint("product_id", "number", name="uq_price_versions_number"),
+    )
+    with op.batch_alter_table("price_versions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_price_versions_product_id"), ["product_id"], unique=False)
+
+    op.create_table(
+        "pricing_model_requests",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "pricing", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
+        ),
+        sa.Column("from_family", sa.String(length=32), nullable=False),
+        sa.Column("to_family", sa.String(length=32), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("requested_by", sa.String(length=160), nullable=False),
+        sa.Column("decided_by", sa.String(length=160), nullable=True),
+        sa.Column("decided_at", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["product_id"],
+            ["products.id"],
+            name=op.f("fk_pricing_model_requests_product_id_products"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_pricing_model_requests")),
+    )
+    with op.batch_alter_table("pricing_model_requests", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_pricing_model_requests_product_id"), ["product_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_pricing_model_requests_state"), ["state"], unique=False)
+
+    op.create_table(
         "product_assets",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("product_id", sa.Integer(), nullable=False),
@@ -313,6 +382,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_product_assets_digest"))
 
     op.drop_table("product_assets")
+    with op.batch_alter_table("pricing_model_requests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_pricing_model_requests_state"))
+        batch_op.drop_index(batch_op.f("ix_pricing_model_requests_product_id"))
+
+    op.drop_table("pricing_model_requests")
+    with op.batch_alter_table("price_versions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_price_versions_product_id"))
+
+    op.drop_table("price_versions")
     with op.batch_alter_table("change_requests", schema=None) as batch_op:
         batch_op.drop_index("ix_change_requests_state")
         batch_op.drop_index(batch_op.f("ix_change_requests_product_id"))
@@ -350,6 +428,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_jobs_due")
 
     op.drop_table("jobs")
+    op.drop_table("infrastructure_prices")
+    op.drop_table("fee_rates")
     op.drop_table("buyers")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_target")
