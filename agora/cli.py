@@ -8,16 +8,18 @@ import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from sqlalchemy import func, select
 
-from agora import migrate as migrations
-from agora.db import Database, open_database
-from agora.errors import AgoraError
 from agora.manifest.parse import ManifestError
+
+if TYPE_CHECKING:
+    from agora.db import Database
+
+# Heavy modules (SQLAlchemy, Alembic, FastAPI) are imported inside the commands that use them, so
+# `agora --help` and short commands start quickly.
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Agora: a self-hostable software marketplace.")
 keys_app = typer.Typer(no_args_is_help=True, help="API tokens and SDK key pairs.")
@@ -34,6 +36,9 @@ def fail(lines: list[str], code: int = 2) -> NoReturn:
 
 
 def _database() -> Database:
+    from agora import migrate as migrations
+    from agora.db import open_database
+
     db = open_database()
     migrations.upgrade(db)
     return db
@@ -42,8 +47,9 @@ def _database() -> Database:
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
-    db = open_database()
-    migrations.upgrade(db)
+    from agora import migrate as migrations
+
+    db = _database()
     out.print(f"database at revision {migrations.current_revision(db)}")
 
 
@@ -56,7 +62,9 @@ def load(
     ] = False,
 ) -> None:
     """Apply a marketplace manifest. Idempotent; a bad file changes nothing and exits with status 2."""
-    from agora.manifest.loader import apply, check_partial, parse_manifest, parse_partial
+    from sqlalchemy import func, select
+
+    from agora.manifest.loader import load_data
     from agora.manifest.parse import read_file
     from agora.models import Seller
 
@@ -65,22 +73,13 @@ def load(
     except ManifestError as exc:
         fail([str(p) for p in exc.problems])
     db = _database()
-    try:
-        manifest = parse_manifest(data)
-    except ManifestError as exc:
-        problems = list(exc.problems)
-        partial = parse_partial(data)
-        if partial is not None:
-            with db.reader() as session:
-                problems += check_partial(partial, session)
-        fail([str(p) for p in problems])
     with db.unit_of_work() as session:
         if if_empty and session.scalar(select(func.count()).select_from(Seller)):
             out.print(f"{file}: the database already has sellers; not loaded (--if-empty)")
             report = None
         else:
             try:
-                report = apply(manifest, session)
+                report = load_data(data, session)
             except ManifestError as exc:
                 fail([str(p) for p in exc.problems])
     if report is not None:
@@ -89,7 +88,9 @@ def load(
         else:
             out.print(f"{file} is already loaded: nothing changed")
     if print_credentials:
-        _print_credentials(manifest)
+        from agora.manifest.loader import parse_manifest
+
+        _print_credentials(parse_manifest(data))
 
 
 def _print_credentials(manifest: object) -> None:
@@ -160,7 +161,10 @@ def keys_create(
     operator: Annotated[str | None, typer.Option(help="operator handle (created if new)")] = None,
 ) -> None:
     """Create an API token and an SDK key pair, printed once."""
+    from sqlalchemy import select
+
     from agora import audit
+    from agora.errors import AgoraError
     from agora.identities import service
     from agora.manifest.schema import HANDLE_PATTERN
     from agora.models import Operator, Role

@@ -100,9 +100,7 @@ def detect(kind: AssetKind, data: bytes) -> str | None:
 def check_size(kind: AssetKind, size: int) -> None:
     rule = RULES[kind]
     if size > rule.max_bytes:
-        raise TooLarge(
-            f"file: a {kind.value} may be at most {rule.limit_text}; this one is {size / MB:.1f} MB [LST-03]"
-        )
+        raise TooLarge(f"file: a {kind.value} may be at most {rule.limit_text}; this one is larger [LST-03]")
 
 
 def check_content(kind: AssetKind, data: bytes, filename: str) -> str:

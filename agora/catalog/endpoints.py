@@ -101,6 +101,7 @@ def upload_asset(
 ) -> dict[str, Any]:
     """LST-03: the bytes are checked (a PNG must be a PNG), limits are per kind, nothing partial is kept."""
     product = service.get_managed(session, principal, code)
+    service.check_assets_editable(product)
     rule = asset_rules.RULES[kind]
     data = file.file.read(rule.max_bytes + 1)
     filename = file.filename or kind.value
@@ -252,7 +253,7 @@ def get_asset(digest: str, session: Uow, who: Principal | None = Depends(viewer)
         select(ProductAsset, Product)
         .join(Product, Product.id == ProductAsset.product_id)
         .where(ProductAsset.digest == digest)
-    ).tuples()
+    )
     for asset, product in rows:
         if service.visible_to(product, who):
             data = LocalAssetStorage().get(digest)

@@ -1,8 +1,9 @@
 """Listings: create, edit, submit, review, publish, sign off (LST-05/06/07), and edits after publishing.
 
 Transition table (LST-05): draft → submitted → publishing → limited → public; reject returns a submitted
-product to draft with the reviewer's reason; public/limited → restricted when withdrawn; restricted →
-public when reinstated. Anything else is an `InvalidTransition` (409).
+product to draft with the reviewer's reason; public → restricted when withdrawn; restricted → public when
+reinstated (only a signed-off product can be withdrawn, so reinstating never skips the seller's
+sign-off). Anything else is an `InvalidTransition` (409).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ TRANSITIONS: dict[str, tuple[frozenset[S], S]] = {
     "reject": (frozenset({S.SUBMITTED}), S.DRAFT),
     "published": (frozenset({S.PUBLISHING}), S.LIMITED),
     "sign_off": (frozenset({S.LIMITED}), S.PUBLIC),
-    "restrict": (frozenset({S.LIMITED, S.PUBLIC}), S.RESTRICTED),
+    "restrict": (frozenset({S.PUBLIC}), S.RESTRICTED),
     "reinstate": (frozenset({S.RESTRICTED}), S.PUBLIC),
 }
 EDITABLE = frozenset({S.DRAFT})
@@ -131,7 +132,6 @@ def create_product(session: Session, principal: Principal, data: ProductCreate) 
         updated_at=now,
     )
     session.add(product)
-    _flush_unique(session, product)
     sync_facets(session, product)
     audit.record(
         session,
@@ -145,16 +145,17 @@ def create_product(session: Session, principal: Principal, data: ProductCreate) 
 
 
 def _flush_unique(session: Session, product: Product) -> None:
+    """Flush, turning a unique-constraint violation into the 409 it means. The unit of work is rolled back
+    by the caller's error path, so no savepoint is needed (and `begin_nested` would flush outside it)."""
+    code, service_id = product.code, product.managed_service_id  # the failed flush expires the object
     try:
-        with session.begin_nested():
-            session.flush()
+        session.flush()
     except IntegrityError as exc:
-        text = str(exc.orig).lower()
-        if "managed_service" in text:
+        if "managed_service" in str(exc.orig).lower():
             raise Conflict(
-                f"managed service {product.managed_service_id!r} is already associated with another product [LST-04]"
+                f"managed service {service_id!r} is already associated with another product [LST-04]"
             ) from None
-        raise Conflict(f"product code {product.code!r} is taken") from None
+        raise Conflict(f"product code {code!r} is taken") from None
 
 
 def _current(product: Product, fields: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +177,6 @@ def apply_changes(session: Session, product: Product, changes: dict[str, Any]) -
     product.listing = listing
     product.updated_at = clock.now()
     sync_facets(session, product)
-    _flush_unique(session, product)
 
 
 def update_product(
@@ -210,6 +210,12 @@ def update_product(
             [{"loc": "pricing", "msg": "use the pricing endpoint"}],
         )
     if state in CHANGE_REQUESTED:
+        problems = _published_listing_problems(session, product, changes)
+        if problems:
+            raise Invalid(
+                "; ".join(f"{m.field}: {m.message}" + (f" [{m.rule}]" if m.rule else "") for m in problems),
+                [{"loc": m.field, "msg": m.message} for m in problems],
+            )
         request = ChangeRequest(product_id=product.id, changes=changes, state="pending")
         session.add(request)
         session.flush()
@@ -225,6 +231,30 @@ def update_product(
     raise InvalidTransition(f"product {code!r} is {product.state}: it cannot be edited until the review ends")
 
 
+def check_assets_editable(product: Product) -> None:
+    """Files belong to what was reviewed: they change while the listing is a draft, or limited (the seller
+    testing before sign-off). Under review they are frozen; a published listing's files are not yet
+    replaceable through a change request, so that is refused rather than done without review."""
+    if product.state not in (S.DRAFT, S.LIMITED):
+        raise InvalidTransition(
+            f"product {product.code!r} is {product.state}: its files can change only as a draft or while limited"
+        )
+
+
+def _published_listing_problems(session: Session, product: Product, changes: dict[str, Any]) -> list[Missing]:
+    """A change to a published listing may not remove what submission required (LST-07 included)."""
+    merged = {**product.listing, **{k: v for k, v in changes.items() if k not in LISTING_COLUMNS}}
+    problems = [
+        Missing(f, "required on a published listing") for f in ("short_description", "category") if not merged.get(f)
+    ]
+    if not merged.get("regions"):
+        problems.append(Missing("regions", "a published listing needs at least one region"))
+    document = _document(product)
+    if document is not None and is_paid(document) and not (merged.get("refund_policy") or "").strip():
+        problems.append(Missing("refund_policy", "a paid listing must state its refund policy and a contact", "LST-07"))
+    return problems
+
+
 # --- facets, used by search filters -------------------------------------------------------------------------
 
 
@@ -232,7 +262,8 @@ def _document(product: Product) -> PricingDocument | None:
     return PricingDocument.model_validate(product.pricing) if product.pricing else None
 
 
-def sync_facets(session: Session, product: Product) -> None:
+def set_facets(product: Product) -> None:
+    """The columns search filters and LST-04 use, derived from the listing (no I/O)."""
     listing = product.listing
     document = _document(product)
     product.category = listing.get("category")
@@ -241,8 +272,12 @@ def sync_facets(session: Session, product: Product) -> None:
     product.enterprise_only = bool(listing.get("enterprise_only"))
     managed = listing.get("managed_service")
     product.managed_service_id = managed.get("service_id") if managed else None
-    if product.id is None:
-        session.flush()
+
+
+def sync_facets(session: Session, product: Product) -> None:
+    set_facets(product)
+    _flush_unique(session, product)
+    listing = product.listing
     wanted = set(listing.get("regions") or [])
     have = set(session.scalars(select(ProductRegion.region).where(ProductRegion.product_id == product.id)))
     if wanted != have:
@@ -424,7 +459,13 @@ def decide_change(
     request.decided_by = principal.actor
     if approve:
         before: dict[str, Any] | None = _current(product, request.changes)
-        apply_changes(session, product, request.changes)
+        changes = dict(request.changes)
+        if "pricing" in changes and pricing_service.versions(session, product):
+            # Requested before launch, decided after: prices are versioned and noticed, never overwritten.
+            new_prices = PricingDocument.model_validate(changes.pop("pricing"))
+            if new_prices.stored() != product.pricing:
+                pricing_service.add_version(session, product, new_prices, actor=principal.actor)
+        apply_changes(session, product, changes)
         if product.state == S.PUBLIC:
             search.index(session, product)
     else:
@@ -464,7 +505,7 @@ def pending_changes(session: Session) -> list[tuple[ChangeRequest, Product]]:
         .where(ChangeRequest.state == "pending")
         .order_by(ChangeRequest.created_at)
     )
-    return [(r, p) for r, p in rows.tuples()]
+    return [(r, p) for r, p in rows]
 
 
 def review_queue(session: Session) -> list[Product]:

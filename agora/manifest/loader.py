@@ -67,6 +67,20 @@ def load_file(path: Path) -> Manifest:
     return parse_manifest(read_file(path))
 
 
+def load_data(data: Any, session: Session, *, actor: str = MANIFEST_ACTOR) -> LoadReport:
+    """Parse, check and apply a manifest read from a file. Every problem — shape and references — is
+    reported together, and nothing is written unless there is none."""
+    try:
+        manifest = parse_manifest(data)
+    except ManifestError as exc:
+        problems = list(exc.problems)
+        partial = parse_partial(data)
+        if partial is not None:
+            problems += check_partial(partial, session)
+        raise ManifestError(problems) from None
+    return apply(manifest, session, actor=actor)
+
+
 def default_customer_identifier(sub: SubscriptionIn) -> str:
     return sub.customer_identifier or f"{sub.product}-{sub.buyer}"
 
@@ -212,8 +226,24 @@ def check(manifest: Manifest, session: Session, *, unresolved: dict[str, set[str
         if owner is not None and owner != product_in.seller:
             problems.append(Problem(f"products[{i}].code", f"{product_in.code!r} belongs to seller {owner!r}"))
 
+    holders = {
+        (code, identifier): account
+        for code, identifier, account in session.execute(
+            select(Product.code, Subscription.customer_identifier, Buyer.account)
+            .join(Product, Product.id == Subscription.product_id)
+            .join(Buyer, Buyer.id == Subscription.buyer_id)
+        )
+    }
     for i, sub in enumerate(manifest.subscriptions):
         path = f"subscriptions[{i}]"
+        holder = holders.get((sub.product, default_customer_identifier(sub)))
+        if holder is not None and holder != sub.buyer and sub.buyer in buyers:
+            problems.append(
+                Problem(
+                    f"{path}.customer_identifier",
+                    f"{default_customer_identifier(sub)!r} already identifies buyer {holder} on {sub.product!r}",
+                )
+            )
         if sub.buyer not in buyers:
             problems.append(Problem(f"{path}.buyer", f"unknown buyer account {sub.buyer!r}"))
         target = products.get(sub.product)
@@ -245,7 +275,9 @@ def _check_listing(path: str, product: ProductIn, tax_form: str, launched: dict[
         launched_on = launched.get(product.code) or (today if product.state == ProductState.PUBLIC else None)
         context = PricingContext(product.kind.value, tax_form, launched_on=launched_on, as_of=today)
         result = validate_pricing(product.pricing, context)
-        problems += [Problem(f"{path}.pricing.{v.path}", v.message, v.rule) for v in result.violations]
+        # SEL-02 is about publishing a paid model: a draft may wait for its seller's tax form.
+        violations = [v for v in result.violations if v.rule != "SEL-02" or product.state == ProductState.PUBLIC]
+        problems += [Problem(f"{path}.pricing.{v.path}", v.message, v.rule) for v in violations]
     elif product.state == ProductState.PUBLIC:
         problems.append(Problem(f"{path}.pricing", "a public product needs pricing"))
     if (
@@ -454,11 +486,29 @@ def _credentials(
     session: Session, report: LoadReport, role: Role, subject_id: int, owner: SellerIn | BuyerIn | OperatorIn
 ) -> None:
     for token in owner.api_tokens:
-        _, created = identities.add_token(session, role, subject_id, token)
+        cred, created = identities.add_token(session, role, subject_id, token)
         report.count("api tokens", "created" if created else "unchanged")
+        if created:
+            audit.record(
+                session,
+                actor=MANIFEST_ACTOR,
+                action="api_token.create",
+                target_type=role.value,
+                target_id=subject_id,
+                after={"token_hint": cred.hint},
+            )
     for key in owner.access_keys:
         _, outcome = identities.add_access_key(session, role, subject_id, key.id, key.secret)
         report.count("access keys", outcome)
+        if outcome != "unchanged":
+            audit.record(
+                session,
+                actor=MANIFEST_ACTOR,
+                action=f"access_key.{'create' if outcome == 'created' else 'rotate'}",
+                target_type=role.value,
+                target_id=subject_id,
+                after={"access_key_id": key.id},
+            )
 
 
 def _apply_product(session: Session, report: LoadReport, actor: str, product_in: ProductIn) -> None:

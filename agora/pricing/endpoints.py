@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field
@@ -138,7 +138,7 @@ def reject_model_change(
 class FeeIn(BaseModel):
     kind: ProductKind | None = Field(None, description="product kind, or omit for any kind")
     family: str = Field("*", description=f"one of {', '.join(FAMILIES)}, or '*' for any")
-    percent: Price
+    percent: Annotated[Price, Field(max_digits=5, decimal_places=2)]
 
 
 class FeeOut(BaseModel):
@@ -168,7 +168,7 @@ def set_fee(body: FeeIn, session: Uow, principal: Principal = Depends(operator_o
 class InfraIn(BaseModel):
     instance_type: str = Field(min_length=1, max_length=64)
     region: str = Field(min_length=1, max_length=32)
-    hourly: Price
+    hourly: Annotated[Price, Field(max_digits=12, decimal_places=6)]
 
 
 class InfraOut(BaseModel):

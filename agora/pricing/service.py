@@ -7,11 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from agora import audit, clock, jobs
 from agora.auth import Principal
-from agora.errors import AgoraError, Invalid, InvalidTransition, NotFound
+from agora.errors import AgoraError, Conflict, Invalid, InvalidTransition, NotFound
 from agora.models import (
     Buyer,
     FeeRate,
@@ -105,6 +106,10 @@ def add_version(session: Session, product: Product, document: PricingDocument, *
         created_by=actor,
     )
     session.add(version)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"another price change to {product.code!r} was made at the same moment; retry") from None
     product.pricing = version.pricing
     product.pricing_family = version.family
     product.free_trial = bool(document.free_trial_days)
@@ -127,6 +132,8 @@ def change_price(session: Session, principal: Principal, product: Product, docum
     """A seller's new prices within the same pricing model; a different model needs approval (PRC-16)."""
     _validate(session, product, document)
     current = _current(session, product)
+    if document.stored() == current.pricing:
+        return current  # the same prices again (a retried request) are not a change
     family = pricing_family(document)
     if family != current.family:
         violations = change_violations(PricingDocument.model_validate(current.pricing), document)
@@ -234,7 +241,7 @@ def notify_subscribers(session: Session, payload: dict[str, Any]) -> None:
             (Subscription.ended_at.is_(None)) | (Subscription.ended_at > version.noticed_at),
         )
         .order_by(Subscription.id)
-    ).tuples()
+    )
     effective = version.existing_from.date().isoformat()
     for subscription, buyer in rows:
         notify(

@@ -1,0 +1,320 @@
+"""Uploaded listing files (LST-03): checked by content, not by name; limits per kind (413 too large, 422 wrong
+content, 409 too many); nothing partial kept; served back only to whoever may see the product."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from agora import tasks
+from agora.db import Database
+from agora.models import ProductAsset
+from tests.catalog import files
+from tests.catalog.files import MB
+from tests.factories import catalog as f
+from tests.factories.identities import Cast, add_cast
+
+CODE = "acme-analytics"
+
+
+@pytest.fixture(autouse=True)
+def _handlers() -> None:
+    tasks.register_all()
+
+
+@pytest.fixture
+def cast(client: TestClient, db: Database) -> Cast:
+    cast = add_cast(db)
+    f.create_listing(client, cast.seller, CODE)
+    return cast
+
+
+def _asset_rows(db: Database) -> list[tuple[str, str]]:
+    with db.reader() as session:
+        return [(a.kind, a.digest) for a in session.scalars(select(ProductAsset).order_by(ProductAsset.id))]
+
+
+def _stored_files() -> list[Path]:
+    """Every file under ./var/assets (the test's own working directory), temporary uploads included."""
+    root = Path("var/assets")
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def _assets_of(client: TestClient, cast: Cast, kind: str) -> list[dict[str, object]]:
+    product = client.get(f"/api/v1/products/{CODE}", headers=cast.seller.headers).json()
+    return [a for a in product["assets"] if a["kind"] == kind]
+
+
+def test_png_logo_is_accepted_and_served_back_as_png_LST_03(client: TestClient, cast: Cast) -> None:
+    logo = files.png()
+    status, body = f.upload(client, cast.seller, CODE, "logo", logo, "logo.png")
+    assert status == 201, body
+    assert body["kind"] == "logo"
+    assert body["content_type"] == "image/png"
+    assert body["size"] == len(logo)
+    assert body["filename"] == "logo.png"
+    assert _assets_of(client, cast, "logo") == [body]
+    assert [p.name for p in _stored_files()] == [body["digest"][2:]]
+
+    served = client.get(body["url"], headers=cast.seller.headers)
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.content == logo
+
+
+def test_png_logo_whatever_its_name_and_declared_type_LST_03(client: TestClient, cast: Cast) -> None:
+    response = client.post(
+        f"/api/v1/products/{CODE}/assets",
+        data={"kind": "logo"},
+        files={"file": ("brand.jpg", files.png(), "image/jpeg")},
+        headers=cast.seller.headers,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["content_type"] == "image/png"
+
+
+def test_jpeg_renamed_logo_png_is_refused_by_content_LST_03(client: TestClient, db: Database, cast: Cast) -> None:
+    status, body = f.upload(client, cast.seller, CODE, "logo", files.jpeg(), "logo.png")
+    assert status == 422, body
+    assert body["error"] == "invalid"
+    assert "PNG" in body["detail"]
+    assert "content" in body["detail"]
+    assert "LST-03" in body["detail"]
+    assert _asset_rows(db) == []
+
+
+def test_logo_over_7_5_mb_is_413_and_at_the_limit_is_accepted_LST_03(client: TestClient, cast: Cast) -> None:
+    limit = int(7.5 * MB)
+    status, body = f.upload(client, cast.seller, CODE, "logo", files.padded(files.png(), limit + 1), "logo.png")
+    assert status == 413, body
+    assert body["error"] == "too_large"
+    assert "7.5 MB" in body["detail"]
+
+    status, body = f.upload(client, cast.seller, CODE, "logo", files.padded(files.png(), limit), "logo.png")
+    assert status == 201, body
+    assert body["size"] == limit
+
+
+def test_11_mb_pdf_user_guide_is_413_mentioning_10_mb_LST_03(client: TestClient, db: Database, cast: Cast) -> None:
+    big = files.padded(files.pdf(), 11 * MB)
+    status, body = f.upload(client, cast.seller, CODE, "user_guide", big, "guide.pdf")
+    assert status == 413, body
+    assert body["error"] == "too_large"
+    assert "10 MB" in body["detail"]
+    assert "user_guide" in body["detail"]
+    assert _asset_rows(db) == []
+    assert _stored_files() == []
+
+
+def test_too_large_message_does_not_understate_the_size_LST_03(client: TestClient, cast: Cast) -> None:
+    status, body = f.upload(client, cast.seller, CODE, "user_guide", files.padded(files.pdf(), 11 * MB), "guide.pdf")
+    assert status == 413
+    stated = re.search(r"this one is ([\d.]+) MB", body["detail"])
+    assert stated is None or float(stated.group(1)) > 10, body["detail"]
+
+
+def test_pdf_user_guide_is_accepted_and_a_new_one_replaces_it_LST_03(client: TestClient, cast: Cast) -> None:
+    status, first = f.upload(client, cast.seller, CODE, "user_guide", files.pdf(), "guide.pdf")
+    assert status == 201, first
+    assert first["content_type"] == "application/pdf"
+    status, second = f.upload(client, cast.seller, CODE, "user_guide", files.pdf() + b"% v2\n", "guide-v2.pdf")
+    assert status == 201, second
+    assert _assets_of(client, cast, "user_guide") == [second]
+
+
+@pytest.mark.parametrize(
+    ("data", "filename"),
+    [
+        (b"Read me: this is the user guide.\n" * 20, "guide.pdf"),
+        (b"%PDF-1.4 garbage", "guide.pdf"),
+        (files.png(), "guide.pdf"),
+        (b"", "guide.pdf"),
+    ],
+    ids=["text", "corrupt-pdf", "png", "empty"],
+)
+def test_user_guide_must_really_be_a_pdf_LST_03(
+    client: TestClient, db: Database, cast: Cast, data: bytes, filename: str
+) -> None:
+    status, body = f.upload(client, cast.seller, CODE, "user_guide", data, filename)
+    assert status == 422, body
+    assert "PDF" in body["detail"]
+    assert _asset_rows(db) == []
+    assert _stored_files() == []
+
+
+def test_seventh_certification_is_409_mentioning_6_LST_03(client: TestClient, db: Database, cast: Cast) -> None:
+    for n in range(6):
+        image = files.jpeg(color=(n * 40, 10, 10)) if n % 2 else files.png(64, 64, (n * 40, 10, 10))
+        status, body = f.upload(client, cast.seller, CODE, "certification", image, f"cert-{n}.img")
+        assert status == 201, (n, body)
+    rows = _asset_rows(db)
+    stored = _stored_files()
+    assert len(rows) == 6
+
+    status, body = f.upload(client, cast.seller, CODE, "certification", files.jpeg(color=(1, 2, 3)), "cert-7.jpg")
+    assert status == 409, body
+    assert body["error"] == "too_many_assets"
+    assert "6" in body["detail"]
+    assert _asset_rows(db) == rows
+    assert _stored_files() == stored
+
+
+def test_the_same_certification_twice_is_one_file_LST_03(client: TestClient, db: Database, cast: Cast) -> None:
+    for _ in range(2):
+        status, body = f.upload(client, cast.seller, CODE, "certification", files.jpeg(), "iso27001.jpg")
+        assert status == 201, body
+    assert len(_assets_of(client, cast, "certification")) == 1
+
+
+def test_certification_of_2_5_mb_is_413_mentioning_2_mb_LST_03(client: TestClient, db: Database, cast: Cast) -> None:
+    big = files.padded(files.jpeg(), int(2.5 * MB))
+    status, body = f.upload(client, cast.seller, CODE, "certification", big, "iso.jpg")
+    assert status == 413, body
+    assert "2 MB" in body["detail"]
+    status, body = f.upload(client, cast.seller, CODE, "certification", files.padded(files.png(), 2 * MB), "soc2.png")
+    assert status == 201, body
+
+
+def test_screenshots_are_images_up_to_10_of_5_mb_LST_02(client: TestClient, cast: Cast) -> None:
+    status, body = f.upload(client, cast.seller, CODE, "screenshot", files.jpeg(), "screen.png")
+    assert status == 201, body
+    assert body["content_type"] == "image/jpeg"
+    status, body = f.upload(client, cast.seller, CODE, "screenshot", files.pdf(), "screen.png")
+    assert status == 422, body
+    status, body = f.upload(client, cast.seller, CODE, "screenshot", files.padded(files.png(), 5 * MB + 1), "big.png")
+    assert status == 413, body
+    assert "5 MB" in body["detail"]
+    for n in range(1, 10):
+        status, body = f.upload(client, cast.seller, CODE, "screenshot", files.png(32, 32, (n, n, n)), f"s{n}.png")
+        assert status == 201, (n, body)
+    status, body = f.upload(client, cast.seller, CODE, "screenshot", files.png(32, 32, (99, 0, 0)), "s11.png")
+    assert status == 409, body
+    assert "10" in body["detail"]
+    assert len(_assets_of(client, cast, "screenshot")) == 10
+
+
+def test_video_is_mp4_or_webm_LST_02(client: TestClient, cast: Cast) -> None:
+    status, body = f.upload(client, cast.seller, CODE, "video", files.mp4(), "demo.mp4")
+    assert status == 201, body
+    assert body["content_type"] == "video/mp4"
+    webm = files.padded(b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01", 2048)
+    status, body = f.upload(client, cast.seller, CODE, "video", webm, "demo.webm")
+    assert status == 201, body
+    assert body["content_type"] == "video/webm"
+    assert len(_assets_of(client, cast, "video")) == 1
+    status, body = f.upload(client, cast.seller, CODE, "video", files.png(), "demo.mp4")
+    assert status == 422, body
+    assert "MP4" in body["detail"]
+
+
+REFUSALS: list[tuple[str, Callable[[], bytes], int]] = [
+    ("logo", files.jpeg, 422),
+    ("logo", lambda: files.padded(files.png(), int(7.5 * MB) + 1), 413),
+    ("user_guide", lambda: b"just text", 422),
+    ("user_guide", lambda: b"%PDF-1.4 garbage", 422),
+    ("user_guide", lambda: files.padded(files.pdf(), 11 * MB), 413),
+    ("eula", lambda: files.png(), 422),
+    ("certification", lambda: files.padded(files.jpeg(), int(2.5 * MB)), 413),
+    ("certification", lambda: b"GIF89a not really", 422),
+    ("video", lambda: b"\x00\x00\x00\x18notmp4", 422),
+]
+
+
+def test_a_refused_upload_keeps_nothing_and_replaces_nothing_LST_03(
+    client: TestClient, db: Database, cast: Cast
+) -> None:
+    # The product already has one file of every single-file kind, which a refused upload must not touch.
+    f.add_required_files(client, cast.seller, CODE)
+    status, body = f.upload(client, cast.seller, CODE, "eula", files.pdf() + b"% eula\n", "eula.pdf")
+    assert status == 201, body
+    rows, stored = _asset_rows(db), _stored_files()
+    assert len(stored) == 3
+
+    for kind, make, expected in REFUSALS:
+        status, body = f.upload(client, cast.seller, CODE, kind, make(), "upload.bin")
+        assert status == expected, (kind, body)
+        assert _asset_rows(db) == rows, kind
+        assert _stored_files() == stored, kind
+    audit = client.get(
+        "/api/v1/audit", params={"target_id": CODE, "action": "product.asset_upload"}, headers=cast.operator.headers
+    ).json()["events"]
+    assert len(audit) == 3
+
+
+def test_uploading_the_same_logo_twice_keeps_one_logo_LST_03(client: TestClient, db: Database, cast: Cast) -> None:
+    logo = files.png()
+    for _ in range(2):
+        status, body = f.upload(client, cast.seller, CODE, "logo", logo, "logo.png")
+        assert status == 201, body
+    assert [kind for kind, _ in _asset_rows(db)] == ["logo"]
+    assert len(_stored_files()) == 1
+
+    status, new = f.upload(client, cast.seller, CODE, "logo", files.png(color=(0, 200, 0)), "logo-v2.png")
+    assert status == 201, new
+    assert _asset_rows(db) == [("logo", new["digest"])]
+    assert _assets_of(client, cast, "logo") == [new]
+
+
+def test_draft_assets_are_served_to_their_seller_only_LST_06(client: TestClient, db: Database, cast: Cast) -> None:
+    status, body = f.upload(client, cast.seller, CODE, "logo", files.png(), "logo.png")
+    assert status == 201, body
+    url = body["url"]
+    assert client.get(url, headers=cast.seller.headers).status_code == 200
+    assert client.get(url, headers=cast.operator.headers).status_code == 200
+    for headers in ({}, cast.buyer.headers, cast.other_seller.headers):
+        response = client.get(url, headers=headers)
+        assert response.status_code == 404, headers
+        assert response.content != files.png()
+    assert client.get(f"/api/v1/assets/{'0' * 64}", headers=cast.seller.headers).status_code == 404
+    assert client.get("/api/v1/assets/..%2F..%2Fagora.db", headers=cast.seller.headers).status_code == 404
+
+    # Once the listing is public, its files are public too.
+    f.add_required_files(client, cast.seller, CODE)
+    f.submit(client, cast.seller, CODE)
+    f.approve(client, cast.operator, CODE)
+    f.run_jobs(db)
+    assert client.get(url).status_code == 404  # limited: still only the seller's
+    f.sign_off(client, cast.seller, CODE)
+    served = client.get(url)
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "image/png"
+
+
+def test_assets_are_served_without_deprecated_sqlalchemy_calls(client: TestClient, db: Database, cast: Cast) -> None:
+    """LST-02/LST-03: uploaded files are served back under the project's warning policy."""
+    status, body = f.upload(client, cast.seller, CODE, "logo", files.png(), "logo.png")
+    assert status == 201
+    with f.lenient_client(db) as lenient:
+        assert lenient.get(body["url"], headers=cast.seller.headers).status_code == 200
+
+
+def test_only_the_products_seller_uploads_SEL_01(client: TestClient, db: Database, cast: Cast) -> None:
+    status, body = f.upload(client, cast.other_seller, CODE, "logo", files.png(), "logo.png")
+    assert status == 404, body
+    status, body = f.upload(client, cast.buyer, CODE, "logo", files.png(), "logo.png")
+    assert status == 403, body
+    status, body = f.upload(client, cast.operator, CODE, "logo", files.png(), "logo.png")
+    assert status == 403, body
+    status, body = f.upload(client, cast.seller, "no-such-product", "logo", files.png(), "logo.png")
+    assert status == 404, body
+    status, body = f.upload(client, cast.seller, CODE, "banner", files.png(), "logo.png")
+    assert status == 422, body
+    assert _asset_rows(db) == []
+    assert _stored_files() == []
+
+
+def test_files_of_a_submitted_listing_do_not_change_under_review_LST_05(
+    client: TestClient, db: Database, cast: Cast
+) -> None:
+    f.add_required_files(client, cast.seller, CODE)
+    f.submit(client, cast.seller, CODE)
+    rows = _asset_rows(db)
+    status, body = f.upload(client, cast.seller, CODE, "logo", files.png(color=(255, 0, 0)), "logo.png")
+    assert status == 409, body
+    assert _asset_rows(db) == rows
