@@ -21,6 +21,7 @@ from agora.auth import Principal
 from agora.catalog import search
 from agora.catalog.assets import AssetKind
 from agora.catalog.schemas import ListingFields, ProductCreate, ProductState
+from agora.decisions import decide
 from agora.errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
 from agora.models import ChangeRequest, Operator, Product, ProductAsset, ProductRegion, Role, Seller
 from agora.notifications.service import notify
@@ -448,15 +449,8 @@ def decide_change(
     request = session.get(ChangeRequest, request_id)
     if request is None:
         raise NotFound(f"no change request {request_id}")
-    if request.state != "pending":
-        raise InvalidTransition(f"change request {request_id} is already {request.state}")
-    if not approve and not (reason or "").strip():
-        raise Invalid("reason: a rejection must say what to fix", [{"loc": "reason", "msg": "required"}])
+    decide(request, principal, approve=approve, reason=reason, what="change request")
     product = session.get_one(Product, request.product_id)
-    request.state = "approved" if approve else "rejected"
-    request.reason = reason
-    request.decided_at = clock.now()
-    request.decided_by = principal.actor
     if approve:
         before: dict[str, Any] | None = _current(product, request.changes)
         changes = dict(request.changes)

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from agora import audit
 from agora.auth import Principal, require
 from agora.catalog import service as catalog
 from agora.catalog.schemas import ProductKind
@@ -186,25 +185,5 @@ def list_infrastructure(session: Uow, _: Principal = Depends(operator_only)) -> 
 @router.put("/infrastructure-prices", response_model=InfraOut)
 def set_infrastructure(body: InfraIn, session: Uow, principal: Principal = Depends(operator_only)) -> InfraOut:
     """The operator's price table for infrastructure, shown beside software prices (LST-10)."""
-    row = session.scalar(
-        select(InfrastructurePrice).where(
-            InfrastructurePrice.instance_type == body.instance_type, InfrastructurePrice.region == body.region
-        )
-    )
-    before = {"hourly": str(row.hourly)} if row else None
-    if row is None:
-        row = InfrastructurePrice(instance_type=body.instance_type, region=body.region, hourly=body.hourly)
-        session.add(row)
-    else:
-        row.hourly = body.hourly
-    session.flush()
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="infrastructure_price.set",
-        target_type="infrastructure_price",
-        target_id=f"{body.instance_type}/{body.region}",
-        before=before,
-        after={"hourly": str(body.hourly)},
-    )
+    row = service.set_infrastructure_price(session, principal, body.instance_type, body.region, body.hourly)
     return InfraOut(instance_type=row.instance_type, region=row.region, hourly=row.hourly)

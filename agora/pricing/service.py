@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 
 from agora import audit, clock, jobs
 from agora.auth import Principal
+from agora.decisions import decide
 from agora.errors import AgoraError, Conflict, Invalid, InvalidTransition, NotFound
 from agora.models import (
     Buyer,
     FeeRate,
+    InfrastructurePrice,
     PriceVersion,
     PricingModelRequest,
     Product,
@@ -187,15 +189,8 @@ def decide_model_change(
     request = session.get(PricingModelRequest, request_id)
     if request is None:
         raise NotFound(f"no pricing-model request {request_id}")
-    if request.state != "pending":
-        raise InvalidTransition(f"pricing-model request {request_id} is already {request.state}")
-    if not approve and not (reason or "").strip():
-        raise Invalid("reason: a rejection must say why", [{"loc": "reason", "msg": "required"}])
+    decide(request, principal, approve=approve, reason=reason, what="pricing-model request")
     product = session.get_one(Product, request.product_id)
-    request.state = "approved" if approve else "rejected"
-    request.reason = reason
-    request.decided_by = principal.actor
-    request.decided_at = clock.now()
     audit.record(
         session,
         actor=principal.actor,
@@ -297,3 +292,31 @@ def set_fee(session: Session, principal: Principal, kind: str, family: str, perc
         after={"percent": str(percent)},
     )
     return rate
+
+
+def set_infrastructure_price(
+    session: Session, principal: Principal, instance_type: str, region: str, hourly: Decimal
+) -> InfrastructurePrice:
+    """LST-10: the operator's estimate for one instance type in one region (an upsert, audited)."""
+    row = session.scalar(
+        select(InfrastructurePrice).where(
+            InfrastructurePrice.instance_type == instance_type, InfrastructurePrice.region == region
+        )
+    )
+    before = {"hourly": str(row.hourly)} if row else None
+    if row is None:
+        row = InfrastructurePrice(instance_type=instance_type, region=region, hourly=hourly)
+        session.add(row)
+    else:
+        row.hourly = hourly
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="infrastructure_price.set",
+        target_type="infrastructure_price",
+        target_id=f"{instance_type}/{region}",
+        before=before,
+        after={"hourly": str(hourly)},
+    )
+    return row
