@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Agora: a self-hostable software marketplace.")
 keys_app = typer.Typer(no_args_is_help=True, help="API tokens and SDK key pairs.")
 app.add_typer(keys_app, name="keys")
+mail_app = typer.Typer(no_args_is_help=True, help="The notifications outbox.")
+app.add_typer(mail_app, name="mail")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -193,6 +195,36 @@ def keys_create(
     out.print(f"  access key id:  {created.access_key_id}")
     out.print(f"  secret key:     {created.secret}")
     out.print("Store these now: Agora keeps only a hash of the token and cannot show them again.")
+
+
+@mail_app.command("list")
+def mail_list(
+    to: Annotated[str | None, typer.Option(help="only messages to this address")] = None,
+    kind: Annotated[str | None, typer.Option(help="only this kind, e.g. trial_welcome")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
+    body: Annotated[bool, typer.Option("--body", help="print each message's text too")] = False,
+) -> None:
+    """Messages the marketplace sent (or will send), newest first."""
+    from sqlalchemy import select
+
+    from agora.models import Notification
+
+    db = _database()
+    with db.reader() as session:
+        query = select(Notification).order_by(Notification.id.desc()).limit(limit)
+        if to:
+            query = query.where(Notification.to == to)
+        if kind:
+            query = query.where(Notification.kind == kind)
+        messages = list(session.scalars(query))
+    if not messages:
+        out.print("no messages")
+    for message in messages:
+        out.print(
+            f"{message.created_at:%Y-%m-%d %H:%M} {message.state:<6} {message.kind:<18} {message.to}: {message.subject}"
+        )
+        if body:
+            out.print("    " + message.body.replace("\n", "\n    "))
 
 
 def main() -> None:

@@ -7,4 +7,5 @@ def register_all() -> None:
     """Import the modules whose `@jobs.handler` decorators register job handlers."""
     import agora.catalog.tasks
     import agora.notifications.tasks
-    import agora.pricing.service  # noqa: F401
+    import agora.pricing.service
+    import agora.subscriptions.tasks  # noqa: F401

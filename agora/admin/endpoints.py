@@ -13,7 +13,7 @@ from agora import audit, clock
 from agora.auth import Principal, require
 from agora.deps import Uow
 from agora.errors import InvalidTransition, NotFound
-from agora.models import AuditEvent, Job, JobState, Role
+from agora.models import AuditEvent, Job, JobState, Notification, Role
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 operator_only = require(Role.OPERATOR)
@@ -90,6 +90,34 @@ class JobOut(BaseModel):
     last_error: str | None
     created_at: datetime
     finished_at: datetime | None
+
+
+class NotificationOut(BaseModel):
+    id: int
+    to: str
+    kind: str
+    subject: str
+    body: str
+    state: str
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@router.get("/notifications", response_model=list[NotificationOut])
+def list_notifications(
+    session: Uow,
+    _: Principal = Depends(operator_only),
+    to: str | None = None,
+    kind: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[NotificationOut]:
+    """The outbox: every message the marketplace sent or will send, newest first."""
+    query = select(Notification).order_by(Notification.id.desc()).limit(limit)
+    if to:
+        query = query.where(Notification.to == to)
+    if kind:
+        query = query.where(Notification.kind == kind)
+    return [NotificationOut.model_validate(n, from_attributes=True) for n in session.scalars(query)]
 
 
 @router.get("/jobs", response_model=list[JobOut])

@@ -7,7 +7,7 @@ from agora.models.identities import AccessKey, ApiToken, Buyer, Operator, Role, 
 from agora.models.jobs import Job, JobState
 from agora.models.notifications import Notification
 from agora.models.pricing import FeeRate, InfrastructurePrice, PriceVersion, PricingModelRequest
-from agora.models.subscriptions import Subscription
+from agora.models.subscriptions import Subscription, TrialUse
 
 __all__ = [
     "AccessKey",
@@ -32,4 +32,5 @@ __all__ = [
     "Seller",
     "Subscription",
     "TaxForm",
+    "TrialUse",
 ]

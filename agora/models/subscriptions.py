@@ -11,6 +11,9 @@ from agora.models.base import Base, Timestamped
 
 
 class Subscription(Timestamped, Base):
+    """A buyer's agreement to a product. `ended_at` is the cancellation instant (proration and refunds use
+    it); the trial window, when there is one, is [started_at, trial_ends_at)."""
+
     __tablename__ = "subscriptions"
     __table_args__ = (UniqueConstraint("product_id", "customer_identifier", name="uq_subscriptions_customer"),)
 
@@ -20,6 +23,22 @@ class Subscription(Timestamped, Base):
     customer_identifier: Mapped[str] = mapped_column(String(128))
     started_at: Mapped[datetime] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
-    # Purchases made with the subscription (contract, annual) as the manifest gave them; the buying
-    # issue turns these into their own tables.
+    eula: Mapped[str | None] = mapped_column(String(160))
+    eula_accepted_at: Mapped[datetime | None] = mapped_column()
+    license_reference: Mapped[str | None] = mapped_column(String(200))
+    trial_ends_at: Mapped[datetime | None] = mapped_column()
+    # Purchases made with the subscription (contract, annual) as the manifest gave them; the annual and
+    # contract purchase records of the buying issue replace this.
     purchases: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class TrialUse(Timestamped, Base):
+    """One free trial per buyer per product: the unique constraint is the rule."""
+
+    __tablename__ = "trial_uses"
+    __table_args__ = (UniqueConstraint("buyer_id", "product_id", name="uq_trial_uses_buyer_product"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 12:58:12.450781
+Create Date: 2026-11-23 13:30:12.745200
 """
 
 from __future__ import annotations
@@ -351,6 +351,10 @@ def upgrade() -> None:
         sa.Column("customer_identifier", sa.String(length=128), nullable=False),
         sa.Column("started_at", agora.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("ended_at", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("eula", sa.String(length=160), nullable=True),
+        sa.Column("eula_accepted_at", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("license_reference", sa.String(length=200), nullable=True),
+        sa.Column("trial_ends_at", agora.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column(
             "purchases", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
@@ -364,9 +368,26 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_subscriptions_buyer_id"), ["buyer_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_subscriptions_product_id"), ["product_id"], unique=False)
 
+    op.create_table(
+        "trial_uses",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("buyer_id", sa.Integer(), nullable=False),
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column("subscription_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["buyer_id"], ["buyers.id"], name=op.f("fk_trial_uses_buyer_id_buyers")),
+        sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_trial_uses_product_id_products")),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"], ["subscriptions.id"], name=op.f("fk_trial_uses_subscription_id_subscriptions")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_trial_uses")),
+        sa.UniqueConstraint("buyer_id", "product_id", name="uq_trial_uses_buyer_product"),
+    )
+
 
 def downgrade() -> None:
 
+    op.drop_table("trial_uses")
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_subscriptions_product_id"))
         batch_op.drop_index(batch_op.f("ix_subscriptions_buyer_id"))

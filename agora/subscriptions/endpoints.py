@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from agora.auth import ANY_ROLE, Principal, require
+from agora.deps import Uow
+from agora.models import Buyer, Product, Role, Subscription
+from agora.subscriptions import service
+
+router = APIRouter(prefix="/api/v1", tags=["subscriptions"])
+anyone = require(*ANY_ROLE)
+buyer_only = require(Role.BUYER)
+seller_only = require(Role.SELLER)
+
+
+class SubscribeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product: str
+    accept_eula: bool = Field(description="the buyer accepts the product's EULA (required, LST-08)")
+    license_reference: str | None = Field(
+        None, min_length=1, max_length=200, description="BYOL: the license the buyer brings"
+    )
+
+
+def subscription_out(session: Uow, subscription: Subscription) -> dict[str, Any]:
+    product = session.get_one(Product, subscription.product_id)
+    buyer = session.get_one(Buyer, subscription.buyer_id)
+    return {
+        "id": subscription.id,
+        "product": product.code,
+        "buyer": buyer.account,
+        "customer_identifier": subscription.customer_identifier,
+        "state": "active" if subscription.ended_at is None else "cancelled",
+        "started_at": subscription.started_at.isoformat(),
+        "ended_at": subscription.ended_at.isoformat() if subscription.ended_at else None,
+        "eula": subscription.eula,
+        "eula_accepted_at": subscription.eula_accepted_at.isoformat() if subscription.eula_accepted_at else None,
+        "license_reference": subscription.license_reference,
+        "trial": (
+            {"starts_at": subscription.started_at.isoformat(), "ends_at": subscription.trial_ends_at.isoformat()}
+            if subscription.trial_ends_at
+            else None
+        ),
+    }
+
+
+@router.post("/subscriptions", status_code=status.HTTP_201_CREATED)
+def subscribe(body: SubscribeIn, session: Uow, principal: Principal = Depends(buyer_only)) -> dict[str, Any]:
+    """Subscribe to a public product. SaaS products answer with the registration token and the redirect to
+    the seller's fulfillment URL (SUB-06)."""
+    subscription, fulfillment = service.subscribe(
+        session, principal, body.product, accept_eula=body.accept_eula, license_reference=body.license_reference
+    )
+    out = subscription_out(session, subscription)
+    if fulfillment is not None:
+        out["fulfillment"] = {
+            "registration_token": fulfillment.registration_token,
+            "redirect_url": fulfillment.redirect_url,
+        }
+    return out
+
+
+@router.get("/subscriptions")
+def list_subscriptions(session: Uow, principal: Principal = Depends(anyone)) -> list[dict[str, Any]]:
+    """A buyer's own subscriptions, a seller's subscribers, or (operators) all."""
+    return [subscription_out(session, s) for s in service.list_for(session, principal)]
+
+
+@router.get("/subscriptions/{subscription_id}")
+def get_subscription(subscription_id: int, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
+    return subscription_out(session, service.visible(session, principal, subscription_id))
+
+
+@router.post("/subscriptions/{subscription_id}/cancel")
+def cancel(subscription_id: int, session: Uow, principal: Principal = Depends(buyer_only)) -> dict[str, Any]:
+    return subscription_out(session, service.cancel(session, principal, subscription_id))
+
+
+class ResolveIn(BaseModel):
+    registration_token: str = Field(min_length=1)
+
+
+class ResolveOut(BaseModel):
+    customer_identifier: str
+    product_code: str
+    customer_account: str
+
+
+@router.post("/fulfillment/resolve", response_model=ResolveOut)
+def resolve(body: ResolveIn, session: Uow, principal: Principal = Depends(seller_only)) -> ResolveOut:
+    """SUB-06: the seller turns the registration token of the redirect into the customer it stands for."""
+    return ResolveOut(**service.resolve(session, principal, body.registration_token))

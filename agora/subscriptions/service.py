@@ -1,0 +1,260 @@
+"""Subscribing and cancelling, SaaS fulfillment tokens (SUB-06), free trials (SUB-01/02), EULA acceptance
+(LST-08) and enterprise-only listings (LST-09)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from agora import audit, clock, jobs
+from agora.auth import Principal
+from agora.config import fernet_key
+from agora.errors import AgoraError, Conflict, Forbidden, Invalid, NotFound
+from agora.models import Buyer, Product, ProductAsset, Role, Subscription, TrialUse
+from agora.notifications.service import notify
+from agora.pricing.schema import PricingDocument
+
+REGISTRATION_TTL = timedelta(hours=1)
+TRIAL_REMINDER_BEFORE = timedelta(days=3)  # SUB-02
+STANDARD_EULA = "standard:v1"
+
+
+class InvalidRegistrationToken(AgoraError):
+    status_code = 400
+    code = "invalid_token"
+
+
+class ExpiredRegistrationToken(AgoraError):
+    status_code = 400
+    code = "expired_token"
+
+
+@dataclass(frozen=True)
+class Fulfillment:
+    registration_token: str
+    redirect_url: str | None
+
+
+# --- looking subscriptions up ------------------------------------------------------------------------------
+
+
+def visible(session: Session, principal: Principal, subscription_id: int) -> Subscription:
+    """A subscription its buyer, the product's seller or an operator may see; anyone else gets 404."""
+    subscription = session.get(Subscription, subscription_id)
+    if subscription is None or not _may_see(session, principal, subscription):
+        raise NotFound(f"no subscription {subscription_id}")
+    return subscription
+
+
+def _may_see(session: Session, principal: Principal, subscription: Subscription) -> bool:
+    if principal.role is Role.OPERATOR:
+        return True
+    if principal.role is Role.BUYER:
+        return subscription.buyer_id == principal.id
+    return session.get_one(Product, subscription.product_id).seller_id == principal.id
+
+
+def list_for(session: Session, principal: Principal) -> list[Subscription]:
+    query = select(Subscription).order_by(Subscription.id)
+    if principal.role is Role.BUYER:
+        query = query.where(Subscription.buyer_id == principal.id)
+    elif principal.role is Role.SELLER:
+        query = query.join(Product, Product.id == Subscription.product_id).where(Product.seller_id == principal.id)
+    return list(session.scalars(query))
+
+
+# --- subscribing -------------------------------------------------------------------------------------------
+
+
+def eula_of(session: Session, product: Product) -> str:
+    """Which EULA the buyer accepts: the standard template, or the custom PDF identified by its digest."""
+    digest = session.scalar(
+        select(ProductAsset.digest).where(ProductAsset.product_id == product.id, ProductAsset.kind == "eula")
+    )
+    return f"custom:{digest}" if digest else STANDARD_EULA
+
+
+def subscribe(
+    session: Session,
+    principal: Principal,
+    code: str,
+    *,
+    accept_eula: bool,
+    license_reference: str | None = None,
+) -> tuple[Subscription, Fulfillment | None]:
+    if principal.role is not Role.BUYER:
+        raise Forbidden("only buyer accounts subscribe")
+    product = session.scalar(select(Product).where(Product.code == code))
+    if product is None or product.state != "public":
+        raise NotFound(f"no product {code!r}")
+    buyer = session.get_one(Buyer, principal.id)
+    if product.enterprise_only and not buyer.enterprise:
+        raise Forbidden(f"{product.title} is sold to enterprise buyers only [LST-09]")
+    if not accept_eula:
+        raise Invalid(
+            "accept_eula: the buyer must accept the product's EULA before subscribing [LST-08]",
+            [{"loc": "accept_eula", "msg": "must be true"}],
+        )
+    document = PricingDocument.model_validate(product.pricing or {})
+    if document.byol and license_reference is None and _byol_only(document):
+        raise Invalid(
+            "license_reference: this product is bring-your-own-license; name the license you bring",
+            [{"loc": "license_reference", "msg": "required"}],
+        )
+    if license_reference is not None and not document.byol:
+        raise Invalid(
+            "license_reference: this product is not sold with your own license",
+            [{"loc": "license_reference", "msg": "not allowed"}],
+        )
+    active = session.scalar(
+        select(Subscription).where(
+            Subscription.buyer_id == buyer.id, Subscription.product_id == product.id, Subscription.ended_at.is_(None)
+        )
+    )
+    if active is not None:
+        raise Conflict(f"account {buyer.account} already subscribes to {code!r} (subscription {active.id})")
+    now = clock.now()
+    subscription = Subscription(
+        buyer_id=buyer.id,
+        product_id=product.id,
+        customer_identifier=f"cust-{secrets.token_hex(8)}",
+        started_at=now,
+        eula=eula_of(session, product),
+        eula_accepted_at=now,
+        license_reference=license_reference,
+        purchases={},
+    )
+    session.add(subscription)
+    session.flush()
+    if document.free_trial_days and license_reference is None:
+        _start_trial(session, subscription, product, buyer, document.free_trial_days)
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="subscription.create",
+        target_type="subscription",
+        target_id=subscription.id,
+        after={
+            "product": product.code,
+            "customer_identifier": subscription.customer_identifier,
+            "eula": subscription.eula,
+            "license_reference": license_reference,
+            "trial_ends_at": subscription.trial_ends_at.isoformat() if subscription.trial_ends_at else None,
+        },
+    )
+    fulfillment = None
+    if product.kind == "saas":
+        token = registration_token(subscription)
+        url = product.listing.get("fulfillment_url")
+        redirect = f"{url}{'&' if '?' in url else '?'}{urlencode({'x-amzn-marketplace-token': token})}" if url else None
+        fulfillment = Fulfillment(token, redirect)
+    return subscription, fulfillment
+
+
+def _byol_only(document: PricingDocument) -> bool:
+    paid = (document.hourly, document.annual, document.monthly, document.usage, document.contract)
+    return not any(paid)
+
+
+def _start_trial(session: Session, subscription: Subscription, product: Product, buyer: Buyer, days: int) -> None:
+    """SUB-01/02: one trial per buyer per product; welcome now, reminder 3 days before the end, and the
+    conversion to paid at the end."""
+    try:
+        with session.begin_nested():
+            session.add(TrialUse(buyer_id=buyer.id, product_id=product.id, subscription_id=subscription.id))
+    except IntegrityError:
+        return  # the buyer had this product's trial before: the subscription is paid from its start
+    ends = subscription.started_at + timedelta(days=days)
+    subscription.trial_ends_at = ends
+    notify(
+        session,
+        to=buyer.email,
+        kind="trial_welcome",
+        subject=f"Your {days}-day free trial of {product.title} has started",
+        body=(
+            f"Your free trial of {product.title} ({product.code}) lasts {days} days and ends on "
+            f"{ends:%Y-%m-%d %H:%M} UTC. The trial covers the software charge of one running instance; "
+            f"infrastructure charges still apply. After the trial, hourly software charges begin.\n\n"
+            f"To stop before then, cancel subscription {subscription.id} "
+            f"(POST /api/v1/subscriptions/{subscription.id}/cancel) or in the buyer console."
+        ),
+    )
+    payload = {"subscription_id": subscription.id}
+    reminder_at = max(clock.now(), ends - TRIAL_REMINDER_BEFORE)
+    jobs.enqueue(session, "subscriptions.trial_reminder", payload, run_at=reminder_at)
+    jobs.enqueue(session, "subscriptions.trial_end", payload, run_at=ends)
+
+
+def cancel(session: Session, principal: Principal, subscription_id: int) -> Subscription:
+    subscription = visible(session, principal, subscription_id)
+    if principal.role is not Role.BUYER:
+        raise Forbidden("a subscription is cancelled by its buyer")
+    if subscription.ended_at is not None:
+        raise Conflict(f"subscription {subscription_id} was already cancelled at {subscription.ended_at.isoformat()}")
+    subscription.ended_at = clock.now()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="subscription.cancel",
+        target_type="subscription",
+        target_id=subscription.id,
+        before={"ended_at": None},
+        after={"ended_at": subscription.ended_at.isoformat()},
+    )
+    return subscription
+
+
+# --- SaaS fulfillment (SUB-06) ----------------------------------------------------------------------------
+
+
+def _fernet() -> Fernet:
+    return Fernet(fernet_key("registration-tokens"))
+
+
+def registration_token(subscription: Subscription) -> str:
+    """Signed and encrypted, so it names the subscription without revealing or trusting anything."""
+    data = json.dumps({"s": subscription.id, "c": subscription.customer_identifier}).encode()
+    return _fernet().encrypt_at_time(data, int(clock.now().timestamp())).decode()
+
+
+def resolve(session: Session, principal: Principal, token: str) -> dict[str, Any]:
+    """The seller's side of the SaaS redirect: who the token stands for. Only the product's seller may ask."""
+    try:
+        data = _fernet().decrypt_at_time(
+            token.encode(), int(REGISTRATION_TTL.total_seconds()), int(clock.now().timestamp())
+        )
+    except InvalidToken:
+        if _is_genuine(token):
+            raise ExpiredRegistrationToken("the registration token has expired; ask the buyer to start again") from None
+        raise InvalidRegistrationToken("not a registration token this marketplace issued") from None
+    claims = json.loads(data)
+    subscription = session.get(Subscription, claims["s"])
+    if subscription is None or subscription.customer_identifier != claims["c"]:
+        raise InvalidRegistrationToken("the registration token names no subscription")
+    product = session.get_one(Product, subscription.product_id)
+    if principal.role is not Role.SELLER or product.seller_id != principal.id:
+        raise InvalidRegistrationToken("the registration token is not for one of your products")
+    buyer = session.get_one(Buyer, subscription.buyer_id)
+    return {
+        "customer_identifier": subscription.customer_identifier,
+        "product_code": product.code,
+        "customer_account": buyer.account,
+    }
+
+
+def _is_genuine(token: str) -> bool:
+    """A token whose signature is good but whose time is up (Fernet checks both at once)."""
+    try:
+        _fernet().decrypt(token.encode())
+    except InvalidToken:
+        return False
+    return True
