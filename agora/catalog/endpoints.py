@@ -246,6 +246,10 @@ def catalog_product(code: str, session: Uow, who: Principal | None = Depends(vie
     return catalog_page(session, product, who)
 
 
+def _audience(product: Product) -> str:
+    return "public" if product.state == "public" else "private"
+
+
 @router.get("/assets/{digest}")
 def get_asset(digest: str, session: Uow, who: Principal | None = Depends(viewer)) -> Response:
     """An uploaded file, served with its content type, to whoever may see a product that uses it."""
@@ -262,6 +266,10 @@ def get_asset(digest: str, session: Uow, who: Principal | None = Depends(viewer)
             return Response(
                 data,
                 media_type=asset.content_type,
-                headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
+                headers={
+                    # content-addressed, so never stale; but a draft's file must not sit in shared caches
+                    "Cache-Control": f"{_audience(product)}, max-age=31536000, immutable",
+                    "X-Content-Type-Options": "nosniff",
+                },
             )
     raise NotFound(f"no asset {digest}")
