@@ -21,11 +21,12 @@ from agora.identities.endpoints import router as identities_router
 from agora.pricing.endpoints import router as pricing_router
 from agora.subscriptions.endpoints import router as subscriptions_router
 from agora.web.endpoints import router as web_router
+from agora.webhooks.endpoints import router as webhooks_router
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 # Every router of the native API; the route-access test walks these.
-API_ROUTERS = (identities_router, admin_router, catalog_router, pricing_router, subscriptions_router)
+API_ROUTERS = (identities_router, admin_router, catalog_router, pricing_router, subscriptions_router, webhooks_router)
 
 
 def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastAPI:

@@ -8,4 +8,5 @@ def register_all() -> None:
     import agora.catalog.tasks
     import agora.notifications.tasks
     import agora.pricing.service
-    import agora.subscriptions.tasks  # noqa: F401
+    import agora.subscriptions.tasks
+    import agora.webhooks.tasks  # noqa: F401

@@ -188,6 +188,10 @@ def check(manifest: Manifest, session: Session, *, unresolved: dict[str, set[str
         ),
         "customer identifier for product",
     )
+    problems += _duplicates(
+        ((f"subscriptions[{i}].product", f"{s.buyer}/{s.product}") for i, s in enumerate(manifest.subscriptions)),
+        "subscription of buyer/product",
+    )
     problems += _check_credentials(manifest, session)
 
     refused = unresolved or {}
@@ -234,9 +238,27 @@ def check(manifest: Manifest, session: Session, *, unresolved: dict[str, set[str
             .join(Buyer, Buyer.id == Subscription.buyer_id)
         )
     }
+    active = {
+        (account, code): identifier
+        for account, code, identifier in session.execute(
+            select(Buyer.account, Product.code, Subscription.customer_identifier)
+            .join(Product, Product.id == Subscription.product_id)
+            .join(Buyer, Buyer.id == Subscription.buyer_id)
+            .where(Subscription.ended_at.is_(None))
+        )
+    }
     for i, sub in enumerate(manifest.subscriptions):
         path = f"subscriptions[{i}]"
         holder = holders.get((sub.product, default_customer_identifier(sub)))
+        other = active.get((sub.buyer, sub.product))
+        if other is not None and other != default_customer_identifier(sub):
+            problems.append(
+                Problem(
+                    f"{path}.product",
+                    f"buyer {sub.buyer} already subscribes to {sub.product!r} as {other!r}; one active subscription"
+                    " per buyer and product",
+                )
+            )
         if holder is not None and holder != sub.buyer and sub.buyer in buyers:
             problems.append(
                 Problem(

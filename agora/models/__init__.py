@@ -8,6 +8,7 @@ from agora.models.jobs import Job, JobState
 from agora.models.notifications import Notification
 from agora.models.pricing import FeeRate, InfrastructurePrice, PriceVersion, PricingModelRequest
 from agora.models.subscriptions import Subscription, TrialUse
+from agora.models.webhooks import WebhookDelivery
 
 __all__ = [
     "AccessKey",
@@ -33,4 +34,5 @@ __all__ = [
     "Subscription",
     "TaxForm",
     "TrialUse",
+    "WebhookDelivery",
 ]

@@ -41,6 +41,8 @@ class Seller(Timestamped, Base):
     email: Mapped[str | None] = mapped_column(String(320))
     tax_form: Mapped[str] = mapped_column(String(8), default=TaxForm.NONE.value)
     data_sharing: Mapped[bool] = mapped_column(default=False)
+    # The Standard Webhooks signing secret, Fernet-encrypted like access-key secrets.
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(String(512))
 
 
 class Buyer(Timestamped, Base):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agora.db import JSONType
@@ -15,7 +15,18 @@ class Subscription(Timestamped, Base):
     it); the trial window, when there is one, is [started_at, trial_ends_at)."""
 
     __tablename__ = "subscriptions"
-    __table_args__ = (UniqueConstraint("product_id", "customer_identifier", name="uq_subscriptions_customer"),)
+    __table_args__ = (
+        UniqueConstraint("product_id", "customer_identifier", name="uq_subscriptions_customer"),
+        # One active subscription per buyer and product, even when two requests race.
+        Index(
+            "uq_subscriptions_active",
+            "buyer_id",
+            "product_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"), index=True)

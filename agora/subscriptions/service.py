@@ -22,8 +22,10 @@ from agora.errors import AgoraError, Conflict, Forbidden, Invalid, NotFound
 from agora.models import Buyer, Product, ProductAsset, Role, Subscription, TrialUse
 from agora.notifications.service import notify
 from agora.pricing.schema import PricingDocument
+from agora.webhooks import service as webhooks
 
 REGISTRATION_TTL = timedelta(hours=1)
+UNSUBSCRIBE_GRACE = timedelta(hours=1)
 TRIAL_REMINDER_BEFORE = timedelta(days=3)  # SUB-02
 STANDARD_EULA = "standard:v1"
 
@@ -134,7 +136,10 @@ def subscribe(
         purchases={},
     )
     session.add(subscription)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"account {buyer.account} already subscribes to {code!r}") from None
     if document.free_trial_days and license_reference is None:
         _start_trial(session, subscription, product, buyer, document.free_trial_days)
     audit.record(
@@ -151,6 +156,7 @@ def subscribe(
             "trial_ends_at": subscription.trial_ends_at.isoformat() if subscription.trial_ends_at else None,
         },
     )
+    webhooks.emit(session, product, "subscribe-success", _event_data(subscription, product, buyer))
     fulfillment = None
     if product.kind == "saas":
         token = registration_token(subscription)
@@ -158,6 +164,15 @@ def subscribe(
         redirect = f"{url}{'&' if '?' in url else '?'}{urlencode({'x-amzn-marketplace-token': token})}" if url else None
         fulfillment = Fulfillment(token, redirect)
     return subscription, fulfillment
+
+
+def _event_data(subscription: Subscription, product: Product, buyer: Buyer) -> dict[str, Any]:
+    return {
+        "subscription_id": subscription.id,
+        "product_code": product.code,
+        "customer_identifier": subscription.customer_identifier,
+        "customer_account": buyer.account,
+    }
 
 
 def _byol_only(document: PricingDocument) -> bool:
@@ -201,6 +216,11 @@ def cancel(session: Session, principal: Principal, subscription_id: int) -> Subs
     if subscription.ended_at is not None:
         raise Conflict(f"subscription {subscription_id} was already cancelled at {subscription.ended_at.isoformat()}")
     subscription.ended_at = clock.now()
+    product = session.get_one(Product, subscription.product_id)
+    data = _event_data(subscription, product, session.get_one(Buyer, subscription.buyer_id))
+    # The seller has an hour to send the last usage records before the unsubscribe is final (SUB-06).
+    webhooks.emit(session, product, "unsubscribe-pending", data)
+    webhooks.emit(session, product, "unsubscribe-success", data, at=subscription.ended_at + UNSUBSCRIBE_GRACE)
     audit.record(
         session,
         actor=principal.actor,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 13:30:12.745200
+Create Date: 2026-11-23 13:41:21.018926
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("tax_form", sa.String(length=8), nullable=False),
         sa.Column("data_sharing", sa.Boolean(), nullable=False),
+        sa.Column("webhook_secret_encrypted", sa.String(length=512), nullable=True),
         sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sellers")),
         sa.UniqueConstraint("handle", name=op.f("uq_sellers_handle")),
@@ -367,6 +368,41 @@ def upgrade() -> None:
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_subscriptions_buyer_id"), ["buyer_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_subscriptions_product_id"), ["product_id"], unique=False)
+        batch_op.create_index(
+            "uq_subscriptions_active",
+            ["buyer_id", "product_id"],
+            unique=True,
+            sqlite_where=sa.text("ended_at IS NULL"),
+            postgresql_where=sa.text("ended_at IS NULL"),
+        )
+
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("message_id", sa.String(length=64), nullable=False),
+        sa.Column("seller_id", sa.Integer(), nullable=False),
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column("event_type", sa.String(length=40), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column(
+            "payload", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
+        ),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("last_status", sa.Integer(), nullable=True),
+        sa.Column("delivered_at", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("job_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_webhook_deliveries_job_id_jobs")),
+        sa.ForeignKeyConstraint(
+            ["product_id"], ["products.id"], name=op.f("fk_webhook_deliveries_product_id_products")
+        ),
+        sa.ForeignKeyConstraint(["seller_id"], ["sellers.id"], name=op.f("fk_webhook_deliveries_seller_id_sellers")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+        sa.UniqueConstraint("message_id", name=op.f("uq_webhook_deliveries_message_id")),
+    )
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_webhook_deliveries_product_id"), ["product_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_webhook_deliveries_seller_id"), ["seller_id"], unique=False)
 
     op.create_table(
         "trial_uses",
@@ -388,7 +424,17 @@ def upgrade() -> None:
 def downgrade() -> None:
 
     op.drop_table("trial_uses")
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_seller_id"))
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_product_id"))
+
+    op.drop_table("webhook_deliveries")
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_subscriptions_active",
+            sqlite_where=sa.text("ended_at IS NULL"),
+            postgresql_where=sa.text("ended_at IS NULL"),
+        )
         batch_op.drop_index(batch_op.f("ix_subscriptions_product_id"))
         batch_op.drop_index(batch_op.f("ix_subscriptions_buyer_id"))
 
