@@ -32,6 +32,7 @@ from agora.pricing import service as pricing_service
 from agora.pricing.rules import PricingContext, is_paid, validate_pricing
 from agora.pricing.rules_change import change_violations
 from agora.pricing.schema import PricingDocument
+from agora.subscriptions import contracts
 
 MANIFEST_ACTOR = "operator:manifest"
 LISTING_EXCLUDE = {"code", "seller", "kind", "title", "state", "pricing"}
@@ -618,6 +619,15 @@ def _apply_subscription(session: Session, report: LoadReport, actor: str, sub_in
         sub = Subscription(product_id=product.id, customer_identifier=identifier, **values)
         session.add(sub)
         session.flush()
+        if sub_in.contract is not None:
+            contracts.record(
+                session,
+                sub,
+                sub_in.contract.duration_months,
+                dict(sub_in.contract.quantities),
+                actor=actor,
+                at=sub_in.at,
+            )
         audit.record(
             session,
             actor=actor,

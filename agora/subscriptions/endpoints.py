@@ -4,11 +4,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
 from agora.auth import ANY_ROLE, Principal, require
 from agora.deps import Uow
-from agora.models import Buyer, Product, Role, Subscription
-from agora.subscriptions import service
+from agora.models import Buyer, Contract, ContractCharge, Product, Role, Subscription
+from agora.money import format_amount
+from agora.subscriptions import contracts, service
 
 router = APIRouter(prefix="/api/v1", tags=["subscriptions"])
 anyone = require(*ANY_ROLE)
@@ -94,3 +96,70 @@ class ResolveOut(BaseModel):
 def resolve(body: ResolveIn, session: Uow, principal: Principal = Depends(seller_only)) -> ResolveOut:
     """SUB-06: the seller turns the registration token of the redirect into the customer it stands for."""
     return ResolveOut(**service.resolve(session, principal, body.registration_token))
+
+
+class ContractIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duration_months: int = Field(description="1, 12, 24 or 36 (PRC-10)")
+    quantities: dict[str, int] = Field(description="dimension → units bought")
+
+
+class UpgradeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantities: dict[str, int] = Field(description="dimension → new total units (never lower)")
+
+
+def contract_out(session: Uow, contract: Contract) -> dict[str, Any]:
+    charges = session.scalars(
+        select(ContractCharge).where(ContractCharge.contract_id == contract.id).order_by(ContractCharge.id)
+    )
+    return {
+        "id": contract.id,
+        "subscription_id": contract.subscription_id,
+        "duration_months": contract.duration_months,
+        "starts_at": contract.starts_at.isoformat(),
+        "ends_at": contract.ends_at.isoformat(),
+        "license": contract.license_key,
+        "entitlements": contracts.entitlements_of(session, contract),
+        "charges": [
+            {"reason": c.reason, "amount": format_amount(c.amount_cents), "at": c.at.isoformat()} for c in charges
+        ],
+    }
+
+
+@router.post("/subscriptions/{subscription_id}/contract", status_code=status.HTTP_201_CREATED)
+def buy_contract(
+    subscription_id: int, body: ContractIn, session: Uow, principal: Principal = Depends(buyer_only)
+) -> dict[str, Any]:
+    """Buy contract quantities upfront (PRC-10); entitlements and a license follow (SUB-07)."""
+    contract = contracts.buy(session, principal, subscription_id, body.duration_months, body.quantities)
+    return contract_out(session, contract)
+
+
+@router.post("/subscriptions/{subscription_id}/contract/upgrade")
+def upgrade_contract(
+    subscription_id: int, body: UpgradeIn, session: Uow, principal: Principal = Depends(buyer_only)
+) -> dict[str, Any]:
+    return contract_out(session, contracts.upgrade(session, principal, subscription_id, body.quantities))
+
+
+@router.get("/entitlements")
+def list_entitlements(
+    session: Uow,
+    principal: Principal = Depends(anyone),
+    product: str | None = None,
+    customer_identifier: str | None = None,
+    dimension: str | None = None,
+) -> list[dict[str, Any]]:
+    """SUB-07: what each customer is entitled to (a seller sees its products', a buyer its own)."""
+    return contracts.query(
+        session, principal, product_code=product, customer_identifier=customer_identifier, dimension=dimension
+    )
+
+
+@router.get("/licenses/{license_key}")
+def check_license(license_key: str, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
+    """SUB-07: the license record the buyer's software checks."""
+    return contracts.check_license(session, principal, license_key)

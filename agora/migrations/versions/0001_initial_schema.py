@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 13:41:21.018926
+Create Date: 2026-11-23 13:47:08.433935
 """
 
 from __future__ import annotations
@@ -405,6 +405,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_webhook_deliveries_seller_id"), ["seller_id"], unique=False)
 
     op.create_table(
+        "contracts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("subscription_id", sa.Integer(), nullable=False),
+        sa.Column("duration_months", sa.Integer(), nullable=False),
+        sa.Column("starts_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("license_key", sa.String(length=200), nullable=False),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"], ["subscriptions.id"], name=op.f("fk_contracts_subscription_id_subscriptions")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_contracts")),
+        sa.UniqueConstraint("license_key", name=op.f("uq_contracts_license_key")),
+    )
+    with op.batch_alter_table("contracts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_contracts_subscription_id"), ["subscription_id"], unique=False)
+
+    op.create_table(
         "trial_uses",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("buyer_id", sa.Integer(), nullable=False),
@@ -419,11 +437,53 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_trial_uses")),
         sa.UniqueConstraint("buyer_id", "product_id", name="uq_trial_uses_buyer_product"),
     )
+    op.create_table(
+        "contract_charges",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("contract_id", sa.Integer(), nullable=False),
+        sa.Column("reason", sa.String(length=16), nullable=False),
+        sa.Column("amount_cents", sa.BigInteger(), nullable=False),
+        sa.Column("at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["contract_id"], ["contracts.id"], name=op.f("fk_contract_charges_contract_id_contracts")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_contract_charges")),
+    )
+    with op.batch_alter_table("contract_charges", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_contract_charges_contract_id"), ["contract_id"], unique=False)
+
+    op.create_table(
+        "entitlements",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("contract_id", sa.Integer(), nullable=False),
+        sa.Column("dimension", sa.String(length=64), nullable=False),
+        sa.Column("quantity", sa.BigInteger(), nullable=False),
+        sa.Column("expires_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["contract_id"], ["contracts.id"], name=op.f("fk_entitlements_contract_id_contracts")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_entitlements")),
+        sa.UniqueConstraint("contract_id", "dimension", name="uq_entitlements_dimension"),
+    )
+    with op.batch_alter_table("entitlements", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_entitlements_contract_id"), ["contract_id"], unique=False)
 
 
 def downgrade() -> None:
 
+    with op.batch_alter_table("entitlements", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_entitlements_contract_id"))
+
+    op.drop_table("entitlements")
+    with op.batch_alter_table("contract_charges", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_contract_charges_contract_id"))
+
+    op.drop_table("contract_charges")
     op.drop_table("trial_uses")
+    with op.batch_alter_table("contracts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_contracts_subscription_id"))
+
+    op.drop_table("contracts")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_seller_id"))
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_product_id"))
