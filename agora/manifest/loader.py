@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from agora.pricing import service as pricing_service
 from agora.pricing.rules import PricingContext, is_paid, validate_pricing
 from agora.pricing.rules_change import change_violations
 from agora.pricing.schema import PricingDocument
-from agora.subscriptions import contracts
+from agora.subscriptions import annual, contracts
 
 MANIFEST_ACTOR = "operator:manifest"
 LISTING_EXCLUDE = {"code", "seller", "kind", "title", "state", "pricing"}
@@ -625,6 +626,18 @@ def _apply_subscription(session: Session, report: LoadReport, actor: str, sub_in
                 sub,
                 sub_in.contract.duration_months,
                 dict(sub_in.contract.quantities),
+                actor=actor,
+                at=sub_in.at,
+            )
+        annual_prices = (product.pricing or {}).get("annual") or {}
+        for instance_type, quantity in sorted((sub_in.annual or {}).items()):
+            annual.record(
+                session,
+                sub,
+                instance_type,
+                quantity,
+                Decimal(annual_prices[instance_type]),
+                auto_renew=sub_in.auto_renew,
                 actor=actor,
                 at=sub_in.at,
             )

@@ -3,7 +3,7 @@
 from agora.models.audit import AuditEvent
 from agora.models.base import Base
 from agora.models.catalog import ChangeRequest, Product, ProductAsset, ProductRegion, SearchDocument
-from agora.models.contracts import Contract, ContractCharge, Entitlement
+from agora.models.contracts import AnnualPurchase, Contract, ContractCharge, Entitlement
 from agora.models.identities import AccessKey, ApiToken, Buyer, Operator, Role, Seller, TaxForm
 from agora.models.jobs import Job, JobState
 from agora.models.notifications import Notification
@@ -13,6 +13,7 @@ from agora.models.webhooks import WebhookDelivery
 
 __all__ = [
     "AccessKey",
+    "AnnualPurchase",
     "ApiToken",
     "AuditEvent",
     "Base",

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agora.models.base import Base, Timestamped
@@ -45,3 +46,21 @@ class Entitlement(Timestamped, Base):
     dimension: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class AnnualPurchase(Timestamped, Base):
+    """SUB-03: `quantity` instances of one type for 12 months, invoiced in full at purchase; it keeps the
+    unit price it was bought at (CHG-03). A renewal is a new purchase pointing at the one it renews."""
+
+    __tablename__ = "annual_purchases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    instance_type: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column()
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(14, 6))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    auto_renew: Mapped[bool] = mapped_column(default=False)
+    renews_id: Mapped[int | None] = mapped_column(ForeignKey("annual_purchases.id"))

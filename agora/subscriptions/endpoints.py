@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from agora.auth import ANY_ROLE, Principal, require
 from agora.deps import Uow
-from agora.models import Buyer, Contract, ContractCharge, Product, Role, Subscription
+from agora.models import AnnualPurchase, Buyer, Contract, ContractCharge, Product, Role, Subscription
 from agora.money import format_amount
-from agora.subscriptions import contracts, service
+from agora.subscriptions import annual, contracts, service
 
 router = APIRouter(prefix="/api/v1", tags=["subscriptions"])
 anyone = require(*ANY_ROLE)
@@ -163,3 +163,42 @@ def list_entitlements(
 def check_license(license_key: str, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
     """SUB-07: the license record the buyer's software checks."""
     return contracts.check_license(session, principal, license_key)
+
+
+class AnnualIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instance_type: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(gt=0)
+    auto_renew: bool = False
+
+
+class AutoRenewIn(BaseModel):
+    auto_renew: bool
+
+
+@router.post("/subscriptions/{subscription_id}/annual", status_code=status.HTTP_201_CREATED)
+def buy_annual(
+    subscription_id: int, body: AnnualIn, session: Uow, principal: Principal = Depends(buyer_only)
+) -> dict[str, Any]:
+    """SUB-03: annual subscriptions for `quantity` instances of one type, 12 months, paid in full now."""
+    purchase = annual.buy(
+        session, principal, subscription_id, body.instance_type, body.quantity, auto_renew=body.auto_renew
+    )
+    return annual.purchase_out(purchase)
+
+
+@router.get("/subscriptions/{subscription_id}/annual")
+def list_annual(subscription_id: int, session: Uow, principal: Principal = Depends(anyone)) -> list[dict[str, Any]]:
+    subscription = service.visible(session, principal, subscription_id)
+    rows = session.scalars(
+        select(AnnualPurchase).where(AnnualPurchase.subscription_id == subscription.id).order_by(AnnualPurchase.id)
+    )
+    return [annual.purchase_out(p) for p in rows]
+
+
+@router.post("/annual-purchases/{purchase_id}/auto-renew")
+def set_auto_renew(
+    purchase_id: int, body: AutoRenewIn, session: Uow, principal: Principal = Depends(buyer_only)
+) -> dict[str, Any]:
+    return annual.purchase_out(annual.set_auto_renew(session, principal, purchase_id, body.auto_renew))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 13:47:08.433935
+Create Date: 2026-11-23 13:53:59.832242
 """
 
 from __future__ import annotations
@@ -405,6 +405,30 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_webhook_deliveries_seller_id"), ["seller_id"], unique=False)
 
     op.create_table(
+        "annual_purchases",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("subscription_id", sa.Integer(), nullable=False),
+        sa.Column("instance_type", sa.String(length=64), nullable=False),
+        sa.Column("quantity", sa.Integer(), nullable=False),
+        sa.Column("unit_price", sa.Numeric(precision=14, scale=6), nullable=False),
+        sa.Column("amount_cents", sa.BigInteger(), nullable=False),
+        sa.Column("starts_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("auto_renew", sa.Boolean(), nullable=False),
+        sa.Column("renews_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["renews_id"], ["annual_purchases.id"], name=op.f("fk_annual_purchases_renews_id_annual_purchases")
+        ),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"], ["subscriptions.id"], name=op.f("fk_annual_purchases_subscription_id_subscriptions")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_annual_purchases")),
+    )
+    with op.batch_alter_table("annual_purchases", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_annual_purchases_subscription_id"), ["subscription_id"], unique=False)
+
+    op.create_table(
         "contracts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("subscription_id", sa.Integer(), nullable=False),
@@ -484,6 +508,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_contracts_subscription_id"))
 
     op.drop_table("contracts")
+    with op.batch_alter_table("annual_purchases", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_annual_purchases_subscription_id"))
+
+    op.drop_table("annual_purchases")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_seller_id"))
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_product_id"))
