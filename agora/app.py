@@ -18,6 +18,7 @@ from agora.catalog.endpoints import router as catalog_router
 from agora.db import Database, open_database
 from agora.errors import install_handlers
 from agora.identities.endpoints import router as identities_router
+from agora.offers.endpoints import router as offers_router
 from agora.pricing.endpoints import router as pricing_router
 from agora.subscriptions.endpoints import router as subscriptions_router
 from agora.web.endpoints import router as web_router
@@ -26,7 +27,15 @@ from agora.webhooks.endpoints import router as webhooks_router
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 # Every router of the native API; the route-access test walks these.
-API_ROUTERS = (identities_router, admin_router, catalog_router, pricing_router, subscriptions_router, webhooks_router)
+API_ROUTERS = (
+    identities_router,
+    admin_router,
+    catalog_router,
+    pricing_router,
+    subscriptions_router,
+    webhooks_router,
+    offers_router,
+)
 
 
 def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastAPI:

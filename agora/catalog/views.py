@@ -11,6 +11,7 @@ from agora import clock
 from agora.auth import Principal
 from agora.catalog import service
 from agora.models import InfrastructurePrice, Product, ProductAsset, ProductRegion, Seller
+from agora.offers import service as offers
 
 STEPS: dict[str, tuple[str, ...]] = {
     "access": ("title", "managed_service", "fulfillment_url", "webhook_url"),
@@ -146,6 +147,7 @@ def catalog_page(session: Session, product: Product, who: Principal | None, *, b
     )
     if listing.get("ml"):
         out["ml"] = listing["ml"]
+    out["private_offers"] = offers.banners(session, who, product)
     return out
 
 

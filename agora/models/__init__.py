@@ -7,6 +7,7 @@ from agora.models.contracts import AnnualPurchase, Contract, ContractCharge, Ent
 from agora.models.identities import AccessKey, ApiToken, Buyer, Operator, Role, Seller, TaxForm
 from agora.models.jobs import Job, JobState
 from agora.models.notifications import Notification
+from agora.models.offers import Offer
 from agora.models.pricing import FeeRate, InfrastructurePrice, PriceVersion, PricingModelRequest
 from agora.models.subscriptions import Subscription, TrialUse
 from agora.models.webhooks import WebhookDelivery
@@ -27,6 +28,7 @@ __all__ = [
     "Job",
     "JobState",
     "Notification",
+    "Offer",
     "Operator",
     "PriceVersion",
     "PricingModelRequest",

@@ -38,6 +38,8 @@ class Subscription(Timestamped, Base):
     eula_accepted_at: Mapped[datetime | None] = mapped_column()
     license_reference: Mapped[str | None] = mapped_column(String(200))
     trial_ends_at: Mapped[datetime | None] = mapped_column()
+    # A subscription created by accepting a private offer follows the offer's prices and term.
+    offer_id: Mapped[int | None] = mapped_column(ForeignKey("offers.id"))
     # Purchases made with the subscription (contract, annual) as the manifest gave them; the annual and
     # contract purchase records of the buying issue replace this.
     purchases: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

@@ -18,6 +18,7 @@ from agora.models import (
     Buyer,
     FeeRate,
     InfrastructurePrice,
+    Offer,
     PriceVersion,
     PricingModelRequest,
     Product,
@@ -215,6 +216,9 @@ def decide_model_change(
 
 def price_for(session: Session, subscription: Subscription, at: datetime) -> Version:
     """The one answer billing asks: which prices govern this subscription at this instant."""
+    if subscription.offer_id is not None:
+        offer = session.get_one(Offer, subscription.offer_id)  # a private offer's own prices (OFR-01)
+        return Version(0, offer.accepted_at or subscription.started_at, offer.pricing)
     product = session.get_one(Product, subscription.product_id)
     rows = versions(session, product)
     return applicable([Version(v.number, v.noticed_at, v.pricing) for v in rows], subscription.started_at, at)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 13:53:59.832242
+Create Date: 2026-11-23 14:01:33.706344
 """
 
 from __future__ import annotations
@@ -254,6 +254,35 @@ def upgrade() -> None:
         batch_op.create_index("ix_change_requests_state", ["state", "created_at"], unique=False)
 
     op.create_table(
+        "offers",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("public_id", sa.String(length=40), nullable=False),
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column("buyer_id", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column(
+            "pricing", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
+        ),
+        sa.Column("duration_days", sa.Integer(), nullable=False),
+        sa.Column("accept_by", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("total_cents", sa.BigInteger(), nullable=True),
+        sa.Column(
+            "schedule", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
+        ),
+        sa.Column("eula_digest", sa.String(length=64), nullable=True),
+        sa.Column("extended_at", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("accepted_at", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["buyer_id"], ["buyers.id"], name=op.f("fk_offers_buyer_id_buyers")),
+        sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_offers_product_id_products")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_offers")),
+        sa.UniqueConstraint("public_id", name=op.f("uq_offers_public_id")),
+    )
+    with op.batch_alter_table("offers", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_offers_buyer_id"), ["buyer_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_offers_product_id"), ["product_id"], unique=False)
+
+    op.create_table(
         "price_versions",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("product_id", sa.Integer(), nullable=False),
@@ -345,38 +374,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("product_id", name=op.f("pk_search_documents")),
     )
     op.create_table(
-        "subscriptions",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("buyer_id", sa.Integer(), nullable=False),
-        sa.Column("product_id", sa.Integer(), nullable=False),
-        sa.Column("customer_identifier", sa.String(length=128), nullable=False),
-        sa.Column("started_at", agora.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", agora.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("eula", sa.String(length=160), nullable=True),
-        sa.Column("eula_accepted_at", agora.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("license_reference", sa.String(length=200), nullable=True),
-        sa.Column("trial_ends_at", agora.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "purchases", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
-        ),
-        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["buyer_id"], ["buyers.id"], name=op.f("fk_subscriptions_buyer_id_buyers")),
-        sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_subscriptions_product_id_products")),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscriptions")),
-        sa.UniqueConstraint("product_id", "customer_identifier", name="uq_subscriptions_customer"),
-    )
-    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_subscriptions_buyer_id"), ["buyer_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_subscriptions_product_id"), ["product_id"], unique=False)
-        batch_op.create_index(
-            "uq_subscriptions_active",
-            ["buyer_id", "product_id"],
-            unique=True,
-            sqlite_where=sa.text("ended_at IS NULL"),
-            postgresql_where=sa.text("ended_at IS NULL"),
-        )
-
-    op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("message_id", sa.String(length=64), nullable=False),
@@ -403,6 +400,40 @@ def upgrade() -> None:
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_webhook_deliveries_product_id"), ["product_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_webhook_deliveries_seller_id"), ["seller_id"], unique=False)
+
+    op.create_table(
+        "subscriptions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("buyer_id", sa.Integer(), nullable=False),
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column("customer_identifier", sa.String(length=128), nullable=False),
+        sa.Column("started_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("eula", sa.String(length=160), nullable=True),
+        sa.Column("eula_accepted_at", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("license_reference", sa.String(length=200), nullable=True),
+        sa.Column("trial_ends_at", agora.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("offer_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "purchases", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
+        ),
+        sa.Column("created_at", agora.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["buyer_id"], ["buyers.id"], name=op.f("fk_subscriptions_buyer_id_buyers")),
+        sa.ForeignKeyConstraint(["offer_id"], ["offers.id"], name=op.f("fk_subscriptions_offer_id_offers")),
+        sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_subscriptions_product_id_products")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscriptions")),
+        sa.UniqueConstraint("product_id", "customer_identifier", name="uq_subscriptions_customer"),
+    )
+    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_subscriptions_buyer_id"), ["buyer_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_subscriptions_product_id"), ["product_id"], unique=False)
+        batch_op.create_index(
+            "uq_subscriptions_active",
+            ["buyer_id", "product_id"],
+            unique=True,
+            sqlite_where=sa.text("ended_at IS NULL"),
+            postgresql_where=sa.text("ended_at IS NULL"),
+        )
 
     op.create_table(
         "annual_purchases",
@@ -512,11 +543,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_annual_purchases_subscription_id"))
 
     op.drop_table("annual_purchases")
-    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_seller_id"))
-        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_product_id"))
-
-    op.drop_table("webhook_deliveries")
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_subscriptions_active",
@@ -527,6 +553,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_subscriptions_buyer_id"))
 
     op.drop_table("subscriptions")
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_seller_id"))
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_product_id"))
+
+    op.drop_table("webhook_deliveries")
     op.drop_table("search_documents")
     with op.batch_alter_table("product_regions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_product_regions_region"))
@@ -546,6 +577,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_price_versions_product_id"))
 
     op.drop_table("price_versions")
+    with op.batch_alter_table("offers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_offers_product_id"))
+        batch_op.drop_index(batch_op.f("ix_offers_buyer_id"))
+
+    op.drop_table("offers")
     with op.batch_alter_table("change_requests", schema=None) as batch_op:
         batch_op.drop_index("ix_change_requests_state")
         batch_op.drop_index(batch_op.f("ix_change_requests_product_id"))

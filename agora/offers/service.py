@@ -1,0 +1,303 @@
+"""Private offers (OFR-01…03, SEL-03): a seller's own terms for one buyer account.
+
+States: draft → extended → accepted; a draft can be cancelled; an extended offer can neither be edited
+nor cancelled (OFR-02) — changing terms means a new offer. Past its deadline an extended offer can no
+longer be accepted (OFR-03).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agora import audit, clock
+from agora.auth import Principal
+from agora.errors import Forbidden, Invalid, InvalidTransition, NotFound
+from agora.models import Buyer, Offer, Product, Role, Seller, Subscription
+from agora.money import from_cents, parse_decimal, to_cents
+from agora.notifications.service import notify
+from agora.pricing.rules import PricingContext, validate_pricing
+from agora.pricing.schema import PricingDocument
+
+MAX_DURATION_DAYS = 3 * 365 + 1  # OFR-01: multi-year up to 3 years (one leap day)
+
+
+def _problem(field: str, message: str) -> Invalid:
+    return Invalid(f"{field}: {message}", [{"loc": field, "msg": message}])
+
+
+def visible(session: Session, principal: Principal, public_id: str) -> Offer:
+    """OFR-03: the seller who made it, the buyer it names (once extended) and operators; 404 for anyone else."""
+    offer = session.scalar(select(Offer).where(Offer.public_id == public_id))
+    if offer is None or not _may_see(session, principal, offer):
+        raise NotFound(f"no offer {public_id}")
+    return offer
+
+
+def _may_see(session: Session, principal: Principal, offer: Offer) -> bool:
+    if principal.role is Role.OPERATOR:
+        return True
+    if principal.role is Role.BUYER:
+        return offer.buyer_id == principal.id and offer.state != "draft"
+    return session.get_one(Product, offer.product_id).seller_id == principal.id
+
+
+def _check_terms(
+    session: Session,
+    product: Product,
+    seller: Seller,
+    pricing: PricingDocument,
+    duration_days: int,
+    accept_by: datetime,
+    total: Decimal | None,
+    schedule: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    result = validate_pricing(pricing, PricingContext(product.kind, seller.tax_form))
+    if result.violations:
+        v = result.violations[0]
+        raise _problem(f"pricing.{v.path}" if v.path else "pricing", f"{v.message} [{v.rule}]")
+    if not 1 <= duration_days <= MAX_DURATION_DAYS:
+        raise _problem("duration_days", f"must be 1 to {MAX_DURATION_DAYS} days (offers run up to 3 years) [OFR-01]")
+    if accept_by <= clock.now():
+        raise _problem("accept_by", "the acceptance deadline must be in the future")
+    if not schedule:
+        return []
+    if total is None:
+        raise _problem("total", "a payment schedule needs the offer's total")
+    instalments = []
+    for i, item in enumerate(schedule):
+        amount = parse_decimal(item["amount"])
+        if amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+            raise _problem(f"schedule[{i}].amount", "must be a positive amount in whole cents")
+        instalments.append({"at": item["at"], "amount": format(amount, "f")})
+    dates = [datetime.fromisoformat(i["at"]) for i in instalments]
+    if dates != sorted(dates):
+        raise _problem("schedule", "instalments must be in date order")
+    paid = sum((Decimal(i["amount"]) for i in instalments), Decimal(0))
+    if paid != total:
+        raise _problem("schedule", f"instalments sum to {paid}, not the total {total} [OFR-01]")
+    return instalments
+
+
+def create(session: Session, principal: Principal, data: dict[str, Any]) -> Offer:
+    """OFR-01 / SEL-03: a draft offer of one of the seller's public products to one buyer account."""
+    if principal.role is not Role.SELLER:
+        raise Forbidden("private offers are made by sellers")
+    seller = session.get_one(Seller, principal.id)
+    if not seller.data_sharing:
+        raise Forbidden("private offers need enrolment in the enhanced data sharing program [SEL-03]")
+    product = session.scalar(select(Product).where(Product.code == data["product"]))
+    if product is None or product.seller_id != seller.id:
+        raise NotFound(f"no product {data['product']!r}")
+    if product.state != "public":
+        raise InvalidTransition(f"product {product.code!r} is {product.state}; offers are made on public products")
+    buyer = session.scalar(select(Buyer).where(Buyer.account == data["buyer"]))
+    if buyer is None:
+        raise _problem("buyer", f"no buyer account {data['buyer']}")
+    pricing = data["pricing"]
+    total = data.get("total")
+    schedule = _check_terms(
+        session, product, seller, pricing, data["duration_days"], data["accept_by"], total, data.get("schedule") or []
+    )
+    offer = Offer(
+        public_id=f"offer-{secrets.token_hex(8)}",
+        product_id=product.id,
+        buyer_id=buyer.id,
+        state="draft",
+        pricing=pricing.stored(),
+        duration_days=data["duration_days"],
+        accept_by=data["accept_by"],
+        total_cents=to_cents(total) if total is not None else None,
+        schedule=schedule,
+    )
+    session.add(offer)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="offer.create",
+        target_type="offer",
+        target_id=offer.public_id,
+        after={"product": product.code, "buyer": buyer.account, "duration_days": offer.duration_days},
+    )
+    return offer
+
+
+def _draft(session: Session, principal: Principal, public_id: str, action: str) -> Offer:
+    offer = visible(session, principal, public_id)
+    if principal.role is not Role.SELLER:
+        raise Forbidden("only the offer's seller changes it")
+    if offer.state != "draft":
+        raise InvalidTransition(
+            f"offer {public_id} is {offer.state}: an extended offer cannot be {action}; make a new offer [OFR-02]"
+        )
+    return offer
+
+
+def attach_eula(session: Session, principal: Principal, public_id: str, digest: str) -> Offer:
+    offer = _draft(session, principal, public_id, "edited")
+    offer.eula_digest = digest
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="offer.eula",
+        target_type="offer",
+        target_id=public_id,
+        after={"eula": digest},
+    )
+    return offer
+
+
+def cancel(session: Session, principal: Principal, public_id: str) -> Offer:
+    offer = _draft(session, principal, public_id, "cancelled")
+    offer.state = "cancelled"
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="offer.cancel",
+        target_type="offer",
+        target_id=public_id,
+        before={"state": "draft"},
+        after={"state": "cancelled"},
+    )
+    return offer
+
+
+def extend(session: Session, principal: Principal, public_id: str) -> Offer:
+    """The offer goes to its buyer and is frozen (OFR-02); the buyer gets the link (OFR-03)."""
+    offer = _draft(session, principal, public_id, "extended again")
+    if offer.accept_by <= clock.now():
+        raise _problem("accept_by", "the acceptance deadline has passed; make a new offer")
+    offer.state = "extended"
+    offer.extended_at = clock.now()
+    product = session.get_one(Product, offer.product_id)
+    buyer = session.get_one(Buyer, offer.buyer_id)
+    notify(
+        session,
+        to=buyer.email,
+        kind="offer_extended",
+        subject=f"A private offer for {product.title}",
+        body=(
+            f"{session.get_one(Seller, product.seller_id).name} made you a private offer for {product.title}. "
+            f"Review and accept it before {offer.accept_by:%Y-%m-%d %H:%M} UTC: /api/v1/offers/{offer.public_id} "
+            f"(accept with POST /api/v1/offers/{offer.public_id}/accept)."
+        ),
+    )
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="offer.extend",
+        target_type="offer",
+        target_id=public_id,
+        before={"state": "draft"},
+        after={"state": "extended"},
+    )
+    return offer
+
+
+def accept(session: Session, principal: Principal, public_id: str, *, accept_eula: bool) -> Offer:
+    """OFR-03: only the named buyer, only before the deadline. The offer's terms start a subscription; a
+    public subscription the buyer had to the product ends at that instant."""
+    offer = visible(session, principal, public_id)
+    if principal.role is not Role.BUYER:
+        raise Forbidden("offers are accepted by the buyer they name")
+    if offer.state != "extended":
+        raise InvalidTransition(f"offer {public_id} is {offer.state}; only an extended offer can be accepted")
+    now = clock.now()
+    if now >= offer.accept_by:
+        raise InvalidTransition(
+            f"offer {public_id} could be accepted until {offer.accept_by.isoformat()}; ask the seller for a new one"
+            " [OFR-03]"
+        )
+    if not accept_eula:
+        raise _problem("accept_eula", "the buyer must accept the offer's EULA [LST-08]")
+    current = session.scalar(
+        select(Subscription).where(
+            Subscription.buyer_id == offer.buyer_id,
+            Subscription.product_id == offer.product_id,
+            Subscription.ended_at.is_(None),
+        )
+    )
+    if current is not None:
+        current.ended_at = now
+        session.flush()
+    subscription = Subscription(
+        buyer_id=offer.buyer_id,
+        product_id=offer.product_id,
+        customer_identifier=f"cust-{secrets.token_hex(8)}",
+        started_at=now,
+        eula=f"custom:{offer.eula_digest}" if offer.eula_digest else "standard:v1",
+        eula_accepted_at=now,
+        offer_id=offer.id,
+        purchases={},
+    )
+    session.add(subscription)
+    session.flush()
+    offer.state = "accepted"
+    offer.accepted_at = now
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="offer.accept",
+        target_type="offer",
+        target_id=public_id,
+        before={"state": "extended"},
+        after={
+            "state": "accepted",
+            "subscription": subscription.id,
+            "replaced_subscription": current.id if current else None,
+        },
+    )
+    return offer
+
+
+def ends_at(offer: Offer) -> datetime | None:
+    return offer.accepted_at + timedelta(days=offer.duration_days) if offer.accepted_at else None
+
+
+def out(session: Session, offer: Offer) -> dict[str, Any]:
+    product = session.get_one(Product, offer.product_id)
+    buyer = session.get_one(Buyer, offer.buyer_id)
+    end = ends_at(offer)
+    return {
+        "id": offer.public_id,
+        "product": product.code,
+        "buyer": buyer.account,
+        "state": offer.state,
+        "pricing": offer.pricing,
+        "duration_days": offer.duration_days,
+        "accept_by": offer.accept_by.isoformat(),
+        "total": str(from_cents(offer.total_cents)) if offer.total_cents is not None else None,
+        "schedule": offer.schedule,
+        "eula": {"kind": "custom", "url": f"/api/v1/offers/{offer.public_id}/eula"}
+        if offer.eula_digest
+        else {"kind": "standard", "url": None},
+        "extended_at": offer.extended_at.isoformat() if offer.extended_at else None,
+        "accepted_at": offer.accepted_at.isoformat() if offer.accepted_at else None,
+        "ends_at": end.isoformat() if end else None,
+        "subscription_id": session.scalar(select(Subscription.id).where(Subscription.offer_id == offer.id)),
+        "link": f"/api/v1/offers/{offer.public_id}",
+    }
+
+
+def banners(session: Session, viewer: Principal | None, product: Product) -> list[dict[str, str]]:
+    """OFR-03: the banner a buyer sees on a product page for each open offer made to them."""
+    if viewer is None or viewer.role is not Role.BUYER:
+        return []
+    rows = session.scalars(
+        select(Offer).where(
+            Offer.product_id == product.id,
+            Offer.buyer_id == viewer.id,
+            Offer.state == "extended",
+            Offer.accept_by > clock.now(),
+        )
+    )
+    return [
+        {"offer": o.public_id, "accept_by": o.accept_by.isoformat(), "link": f"/api/v1/offers/{o.public_id}"}
+        for o in rows
+    ]
