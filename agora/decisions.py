@@ -23,7 +23,7 @@ def decide(request: Decidable, principal: Principal, *, approve: bool, reason: s
     if request.state != "pending":
         raise InvalidTransition(f"{what} {request.id} is already {request.state}")
     if not approve and not (reason or "").strip():
-        raise Invalid("reason: a rejection must say what to change and why", [{"loc": "reason", "msg": "required"}])
+        raise Invalid.at("reason", "a rejection must say what to change and why", "required")
     request.state = "approved" if approve else "rejected"
     request.reason = reason
     request.decided_by = principal.actor

@@ -54,6 +54,17 @@ class Invalid(AgoraError):
         super().__init__(detail, extra={"problems": problems} if problems else None)
         self.problems = problems or []
 
+    @classmethod
+    def at(cls, loc: str, message: str, short: str | None = None) -> Invalid:
+        """One located problem: detail `loc: message`; `short` is the problem's terse form when it differs."""
+        return cls(f"{loc}: {message}", [{"loc": loc, "msg": short or message}])
+
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]], prefix: str = "") -> Invalid:
+        """Several located problems, all listed in the detail."""
+        detail = prefix + "; ".join(f"{loc}: {message}" for loc, message in problems)
+        return cls(detail, [{"loc": loc, "msg": message} for loc, message in problems])
+
 
 def _body(code: str, detail: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": code, "detail": detail, **(extra or {})}

@@ -50,6 +50,9 @@ class Missing:
     message: str
     rule: str | None = None
 
+    def located(self) -> tuple[str, str]:
+        return self.field, self.message + (f" [{self.rule}]" if self.rule else "")
+
     def as_dict(self) -> dict[str, str | None]:
         return {"field": self.field, "message": self.message, "rule": self.rule}
 
@@ -187,7 +190,7 @@ def update_product(
     product = get_managed(session, principal, code)
     changes = patch.model_dump(mode="json", exclude_unset=True)
     if "title" in changes and changes["title"] is None:
-        raise Invalid("title: cannot be removed", [{"loc": "title", "msg": "cannot be removed"}])
+        raise Invalid.at("title", "cannot be removed")
     if not changes:
         return product, None
     state = S(product.state)
@@ -205,18 +208,16 @@ def update_product(
         )
         return product, None
     if state in CHANGE_REQUESTED and "pricing" in changes and pricing_service.versions(session, product):
-        raise Invalid(
-            f"pricing: prices of a published product change through PUT /api/v1/products/{code}/pricing, which "
-            "versions them and notifies subscribers (CHG-02)",
-            [{"loc": "pricing", "msg": "use the pricing endpoint"}],
+        raise Invalid.at(
+            "pricing",
+            f"prices of a published product change through PUT /api/v1/products/{code}/pricing, which versions"
+            " them and notifies subscribers (CHG-02)",
+            "use the pricing endpoint",
         )
     if state in CHANGE_REQUESTED:
         problems = _published_listing_problems(session, product, changes)
         if problems:
-            raise Invalid(
-                "; ".join(f"{m.field}: {m.message}" + (f" [{m.rule}]" if m.rule else "") for m in problems),
-                [{"loc": m.field, "msg": m.message} for m in problems],
-            )
+            raise Invalid.of([m.located() for m in problems])
         request = ChangeRequest(product_id=product.id, changes=changes, state="pending")
         session.add(request)
         session.flush()
@@ -335,10 +336,7 @@ def submit(session: Session, principal: Principal, code: str) -> Product:
     target = _transition(product, "submit")
     missing = missing_for_submission(session, product)
     if missing:
-        problems = [{"loc": m.field, "msg": m.message + (f" [{m.rule}]" if m.rule else "")} for m in missing]
-        raise Invalid(
-            "the listing is not ready to submit: " + "; ".join(f"{p['loc']}: {p['msg']}" for p in problems), problems
-        )
+        raise Invalid.of([m.located() for m in missing], prefix="the listing is not ready to submit: ")
     product.submitted_at = clock.now()
     product.rejection_reason = None
     _set_state(session, product, target, actor=principal.actor, action="submit")
@@ -375,7 +373,7 @@ def approve(session: Session, principal: Principal, code: str, reason: str | Non
 
 def reject(session: Session, principal: Principal, code: str, reason: str) -> Product:
     if not reason.strip():
-        raise Invalid("reason: a rejection must say what to fix", [{"loc": "reason", "msg": "required"}])
+        raise Invalid.at("reason", "a rejection must say what to fix", "required")
     product = get_managed(session, principal, code)
     target = _transition(product, "reject")
     product.rejection_reason = reason
@@ -488,8 +486,7 @@ def validate_patch(data: dict[str, Any]) -> ListingFields:
     try:
         return ListingFields.model_validate(data)
     except ValidationError as exc:
-        problems = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        raise Invalid("; ".join(f"{p['loc']}: {p['msg']}" for p in problems), problems) from None
+        raise Invalid.of([(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]) from None
 
 
 def pending_changes(session: Session) -> list[tuple[ChangeRequest, Product]]:

@@ -27,10 +27,6 @@ from agora.pricing.schema import PricingDocument
 MAX_DURATION_DAYS = 3 * 365 + 1  # OFR-01: multi-year up to 3 years (one leap day)
 
 
-def _problem(field: str, message: str) -> Invalid:
-    return Invalid(f"{field}: {message}", [{"loc": field, "msg": message}])
-
-
 def visible(session: Session, principal: Principal, public_id: str) -> Offer:
     """OFR-03: the seller who made it, the buyer it names (once extended) and operators; 404 for anyone else."""
     offer = session.scalar(select(Offer).where(Offer.public_id == public_id))
@@ -60,27 +56,27 @@ def _check_terms(
     result = validate_pricing(pricing, PricingContext(product.kind, seller.tax_form))
     if result.violations:
         v = result.violations[0]
-        raise _problem(f"pricing.{v.path}" if v.path else "pricing", f"{v.message} [{v.rule}]")
+        raise Invalid.at(f"pricing.{v.path}" if v.path else "pricing", f"{v.message} [{v.rule}]")
     if not 1 <= duration_days <= MAX_DURATION_DAYS:
-        raise _problem("duration_days", f"must be 1 to {MAX_DURATION_DAYS} days (offers run up to 3 years) [OFR-01]")
+        raise Invalid.at("duration_days", f"must be 1 to {MAX_DURATION_DAYS} days (offers run up to 3 years) [OFR-01]")
     if accept_by <= clock.now():
-        raise _problem("accept_by", "the acceptance deadline must be in the future")
+        raise Invalid.at("accept_by", "the acceptance deadline must be in the future")
     if not schedule:
         return []
     if total is None:
-        raise _problem("total", "a payment schedule needs the offer's total")
+        raise Invalid.at("total", "a payment schedule needs the offer's total")
     instalments = []
     for i, item in enumerate(schedule):
         amount = parse_decimal(item["amount"])
         if amount <= 0 or amount != amount.quantize(Decimal("0.01")):
-            raise _problem(f"schedule[{i}].amount", "must be a positive amount in whole cents")
+            raise Invalid.at(f"schedule[{i}].amount", "must be a positive amount in whole cents")
         instalments.append({"at": item["at"], "amount": format(amount, "f")})
     dates = [datetime.fromisoformat(i["at"]) for i in instalments]
     if dates != sorted(dates):
-        raise _problem("schedule", "instalments must be in date order")
+        raise Invalid.at("schedule", "instalments must be in date order")
     paid = sum((Decimal(i["amount"]) for i in instalments), Decimal(0))
     if paid != total:
-        raise _problem("schedule", f"instalments sum to {paid}, not the total {total} [OFR-01]")
+        raise Invalid.at("schedule", f"instalments sum to {paid}, not the total {total} [OFR-01]")
     return instalments
 
 
@@ -98,7 +94,7 @@ def create(session: Session, principal: Principal, data: dict[str, Any]) -> Offe
         raise InvalidTransition(f"product {product.code!r} is {product.state}; offers are made on public products")
     buyer = session.scalar(select(Buyer).where(Buyer.account == data["buyer"]))
     if buyer is None:
-        raise _problem("buyer", f"no buyer account {data['buyer']}")
+        raise Invalid.at("buyer", f"no buyer account {data['buyer']}")
     pricing = data["pricing"]
     total = data.get("total")
     schedule = _check_terms(
@@ -172,7 +168,7 @@ def extend(session: Session, principal: Principal, public_id: str) -> Offer:
     """The offer goes to its buyer and is frozen (OFR-02); the buyer gets the link (OFR-03)."""
     offer = _draft(session, principal, public_id, "extended again")
     if offer.accept_by <= clock.now():
-        raise _problem("accept_by", "the acceptance deadline has passed; make a new offer")
+        raise Invalid.at("accept_by", "the acceptance deadline has passed; make a new offer")
     offer.state = "extended"
     offer.extended_at = clock.now()
     product = session.get_one(Product, offer.product_id)
@@ -215,7 +211,7 @@ def accept(session: Session, principal: Principal, public_id: str, *, accept_eul
             " [OFR-03]"
         )
     if not accept_eula:
-        raise _problem("accept_eula", "the buyer must accept the offer's EULA [LST-08]")
+        raise Invalid.at("accept_eula", "the buyer must accept the offer's EULA [LST-08]")
     current = session.scalar(
         select(Subscription).where(
             Subscription.buyer_id == offer.buyer_id,

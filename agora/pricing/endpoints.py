@@ -158,7 +158,7 @@ def set_fee(body: FeeIn, session: Uow, principal: Principal = Depends(operator_o
     if body.family != "*" and body.family not in FAMILIES:
         from agora.errors import Invalid
 
-        raise Invalid(f"family: must be one of {', '.join(FAMILIES)} or '*'", [{"loc": "family", "msg": "unknown"}])
+        raise Invalid.at("family", f"must be one of {', '.join(FAMILIES)} or '*'", "unknown")
     kind = body.kind.value if body.kind else "*"
     rate = service.set_fee(session, principal, kind, body.family, body.percent)
     return FeeOut(kind=rate.kind, family=rate.family, percent=rate.percent)

@@ -27,7 +27,7 @@ from agora.models import (
 )
 from agora.notifications.service import notify
 from agora.pricing.changes import existing_subscriber_effective_date
-from agora.pricing.rules import PricingContext, pricing_family, validate_pricing
+from agora.pricing.rules import PricingContext, Violation, pricing_family, validate_pricing
 from agora.pricing.rules_change import change_violations
 from agora.pricing.schema import PricingDocument
 from agora.pricing.versions import Version, applicable
@@ -40,13 +40,8 @@ class ModelChangeNeedsApproval(AgoraError):
     code = "model_change_needs_approval"
 
 
-def _problems(violations: list[Any], prefix: str = "pricing") -> list[dict[str, str]]:
-    return [{"loc": f"{prefix}.{v.path}" if v.path else prefix, "msg": f"{v.message} [{v.rule}]"} for v in violations]
-
-
-def _refuse(violations: list[Any]) -> Invalid:
-    problems = _problems(violations)
-    return Invalid("; ".join(f"{p['loc']}: {p['msg']}" for p in problems), problems)
+def _refuse(violations: list[Violation]) -> Invalid:
+    return Invalid.of([(f"pricing.{v.path}" if v.path else "pricing", f"{v.message} [{v.rule}]") for v in violations])
 
 
 def versions(session: Session, product: Product) -> list[PriceVersion]:
@@ -159,9 +154,10 @@ def request_model_change(
         raise _refuse(violations)
     family = pricing_family(document)
     if family == current.family:
-        raise Invalid(
-            f"pricing: this is still {family} pricing; change prices with PUT /api/v1/products/{product.code}/pricing",
-            [{"loc": "pricing", "msg": "same pricing model"}],
+        raise Invalid.at(
+            "pricing",
+            f"this is still {family} pricing; change prices with PUT /api/v1/products/{product.code}/pricing",
+            "same pricing model",
         )
     request = PricingModelRequest(
         product_id=product.id,
@@ -273,11 +269,9 @@ def fee_percent(session: Session, kind: str, family: str, *, open_source: bool =
 
 def set_fee(session: Session, principal: Principal, kind: str, family: str, percent: Decimal) -> FeeRate:
     if family in NO_FEE_FAMILIES and percent != 0:
-        raise Invalid(
-            f"percent: {family} products pay no listing fee [PRC-17]", [{"loc": "percent", "msg": "must be 0"}]
-        )
+        raise Invalid.at("percent", f"{family} products pay no listing fee [PRC-17]", "must be 0")
     if not (Decimal(0) <= percent <= Decimal(100)):
-        raise Invalid("percent: must be between 0 and 100", [{"loc": "percent", "msg": "0–100"}])
+        raise Invalid.at("percent", "must be between 0 and 100", "0–100")
     rate = session.scalar(select(FeeRate).where(FeeRate.kind == kind, FeeRate.family == family))
     before = {"percent": str(rate.percent)} if rate else None
     if rate is None:

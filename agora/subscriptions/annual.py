@@ -44,12 +44,11 @@ def buy(
     if subscription.ended_at is not None:
         raise Conflict(f"subscription {subscription_id} is cancelled")
     if quantity <= 0:
-        raise Invalid("quantity: must be a positive whole number", [{"loc": "quantity", "msg": "positive"}])
+        raise Invalid.at("quantity", "must be a positive whole number", "positive")
     price = _annual_price(pricing.price_for(session, subscription, clock.now()).pricing, instance_type)
     if price is None:
-        raise Invalid(
-            f"instance_type: {instance_type!r} has no annual price on this product [SUB-03]",
-            [{"loc": "instance_type", "msg": "no annual price"}],
+        raise Invalid.at(
+            "instance_type", f"{instance_type!r} has no annual price on this product [SUB-03]", "no annual price"
         )
     return record(session, subscription, instance_type, quantity, price, auto_renew=auto_renew, actor=principal.actor)
 

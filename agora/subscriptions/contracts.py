@@ -32,10 +32,6 @@ def add_months(instant: datetime, months: int) -> datetime:
     return instant.replace(year=year, month=month, day=day)
 
 
-def _problem(field: str, message: str) -> Invalid:
-    return Invalid(f"{field}: {message}", [{"loc": field, "msg": message}])
-
-
 def _unit_prices(
     session: Session, subscription: Subscription, duration: int, at: datetime | None = None
 ) -> dict[str, Decimal]:
@@ -44,7 +40,7 @@ def _unit_prices(
     document = pricing.price_for(session, subscription, at or clock.now()).pricing
     dimensions = (document.get("contract") or {}).get("dimensions") or []
     if not dimensions:
-        raise _problem("duration_months", "this product is not sold by contract [PRC-10]")
+        raise Invalid.at("duration_months", "this product is not sold by contract [PRC-10]")
     return {d["name"]: Decimal(d["prices"][str(duration)]) for d in dimensions if str(duration) in d["prices"]}
 
 
@@ -67,12 +63,12 @@ def _own_active(session: Session, principal: Principal, subscription_id: int) ->
 
 def _check_quantities(quantities: dict[str, int], prices: dict[str, Decimal], duration: int) -> None:
     if not quantities:
-        raise _problem("quantities", "buy at least one dimension")
+        raise Invalid.at("quantities", "buy at least one dimension")
     for name, quantity in quantities.items():
         if name not in prices:
-            raise _problem(f"quantities.{name}", f"not a contract dimension sold for {duration} months [PRC-10]")
+            raise Invalid.at(f"quantities.{name}", f"not a contract dimension sold for {duration} months [PRC-10]")
         if quantity <= 0:
-            raise _problem(f"quantities.{name}", "must be a positive whole number")
+            raise Invalid.at(f"quantities.{name}", "must be a positive whole number")
 
 
 def buy(
@@ -80,7 +76,7 @@ def buy(
 ) -> Contract:
     subscription = _own_active(session, principal, subscription_id)
     if duration_months not in DURATIONS:
-        raise _problem("duration_months", "contracts run 1, 12, 24 or 36 months [PRC-10]")
+        raise Invalid.at("duration_months", "contracts run 1, 12, 24 or 36 months [PRC-10]")
     prices = _unit_prices(session, subscription, duration_months)
     _check_quantities(quantities, prices, duration_months)
     if active_contract(session, subscription) is not None:
@@ -136,11 +132,13 @@ def upgrade(session: Session, principal: Principal, subscription_id: int, quanti
     for name, quantity in quantities.items():
         had = current[name].quantity if name in current else 0
         if quantity < had:
-            raise _problem(f"quantities.{name}", f"cannot go below the {had} already bought (downgrades end the term)")
+            raise Invalid.at(
+                f"quantities.{name}", f"cannot go below the {had} already bought (downgrades end the term)"
+            )
         if quantity > had:
             increase[name] = quantity - had
     if not increase:
-        raise _problem("quantities", "an upgrade must raise at least one quantity")
+        raise Invalid.at("quantities", "an upgrade must raise at least one quantity")
     now = clock.now()
     share = Decimal((contract.ends_at - now).total_seconds()) / Decimal(
         (contract.ends_at - contract.starts_at).total_seconds()

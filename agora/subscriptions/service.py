@@ -102,21 +102,16 @@ def subscribe(
     if product.enterprise_only and not buyer.enterprise:
         raise Forbidden(f"{product.title} is sold to enterprise buyers only [LST-09]")
     if not accept_eula:
-        raise Invalid(
-            "accept_eula: the buyer must accept the product's EULA before subscribing [LST-08]",
-            [{"loc": "accept_eula", "msg": "must be true"}],
+        raise Invalid.at(
+            "accept_eula", "the buyer must accept the product's EULA before subscribing [LST-08]", "must be true"
         )
     document = PricingDocument.model_validate(product.pricing or {})
     if document.byol and license_reference is None and _byol_only(document):
-        raise Invalid(
-            "license_reference: this product is bring-your-own-license; name the license you bring",
-            [{"loc": "license_reference", "msg": "required"}],
+        raise Invalid.at(
+            "license_reference", "this product is bring-your-own-license; name the license you bring", "required"
         )
     if license_reference is not None and not document.byol:
-        raise Invalid(
-            "license_reference: this product is not sold with your own license",
-            [{"loc": "license_reference", "msg": "not allowed"}],
-        )
+        raise Invalid.at("license_reference", "this product is not sold with your own license", "not allowed")
     active = session.scalar(
         select(Subscription).where(
             Subscription.buyer_id == buyer.id, Subscription.product_id == product.id, Subscription.ended_at.is_(None)
