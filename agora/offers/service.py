@@ -23,6 +23,7 @@ from agora.money import from_cents, parse_decimal, to_cents
 from agora.notifications.service import notify
 from agora.pricing.rules import PricingContext, validate_pricing
 from agora.pricing.schema import PricingDocument
+from agora.subscriptions import service as subscriptions
 
 MAX_DURATION_DAYS = 3 * 365 + 1  # OFR-01: multi-year up to 3 years (one leap day)
 
@@ -220,20 +221,15 @@ def accept(session: Session, principal: Principal, public_id: str, *, accept_eul
         )
     )
     if current is not None:
-        current.ended_at = now
+        subscriptions.end(session, current)
         session.flush()
-    subscription = Subscription(
-        buyer_id=offer.buyer_id,
-        product_id=offer.product_id,
-        customer_identifier=f"cust-{secrets.token_hex(8)}",
-        started_at=now,
-        eula=f"custom:{offer.eula_digest}" if offer.eula_digest else "standard:v1",
-        eula_accepted_at=now,
+    subscription = subscriptions.start(
+        session,
+        session.get_one(Buyer, offer.buyer_id),
+        session.get_one(Product, offer.product_id),
+        eula=f"custom:{offer.eula_digest}" if offer.eula_digest else subscriptions.STANDARD_EULA,
         offer_id=offer.id,
-        purchases={},
     )
-    session.add(subscription)
-    session.flush()
     offer.state = "accepted"
     offer.accepted_at = now
     audit.record(

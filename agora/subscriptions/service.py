@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -119,22 +119,7 @@ def subscribe(
     )
     if active is not None:
         raise Conflict(f"account {buyer.account} already subscribes to {code!r} (subscription {active.id})")
-    now = clock.now()
-    subscription = Subscription(
-        buyer_id=buyer.id,
-        product_id=product.id,
-        customer_identifier=f"cust-{secrets.token_hex(8)}",
-        started_at=now,
-        eula=eula_of(session, product),
-        eula_accepted_at=now,
-        license_reference=license_reference,
-        purchases={},
-    )
-    session.add(subscription)
-    try:
-        session.flush()
-    except IntegrityError:
-        raise Conflict(f"account {buyer.account} already subscribes to {code!r}") from None
+    subscription = start(session, buyer, product, eula=eula_of(session, product), license_reference=license_reference)
     if document.free_trial_days and license_reference is None:
         _start_trial(session, subscription, product, buyer, document.free_trial_days)
     audit.record(
@@ -151,7 +136,6 @@ def subscribe(
             "trial_ends_at": subscription.trial_ends_at.isoformat() if subscription.trial_ends_at else None,
         },
     )
-    webhooks.emit(session, product, "subscribe-success", _event_data(subscription, product, buyer))
     fulfillment = None
     if product.kind == "saas":
         token = registration_token(subscription)
@@ -159,6 +143,49 @@ def subscribe(
         redirect = f"{url}{'&' if '?' in url else '?'}{urlencode({'x-amzn-marketplace-token': token})}" if url else None
         fulfillment = Fulfillment(token, redirect)
     return subscription, fulfillment
+
+
+def start(
+    session: Session,
+    buyer: Buyer,
+    product: Product,
+    *,
+    eula: str,
+    license_reference: str | None = None,
+    offer_id: int | None = None,
+) -> Subscription:
+    """A new active subscription, with its EULA accepted now; the seller hears subscribe-success (SUB-06).
+    A second active subscription of the buyer to the product is refused by the database, even in a race."""
+    now = clock.now()
+    subscription = Subscription(
+        buyer_id=buyer.id,
+        product_id=product.id,
+        customer_identifier=f"cust-{secrets.token_hex(8)}",
+        started_at=now,
+        eula=eula,
+        eula_accepted_at=now,
+        license_reference=license_reference,
+        offer_id=offer_id,
+        purchases={},
+    )
+    session.add(subscription)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"account {buyer.account} already subscribes to {product.code!r}") from None
+    webhooks.emit(session, product, "subscribe-success", _event_data(subscription, product, buyer))
+    return subscription
+
+
+def end(session: Session, subscription: Subscription) -> datetime:
+    """End a subscription now; the seller hears unsubscribe-pending, and unsubscribe-success an hour later,
+    the time it has to send the last usage records (SUB-06)."""
+    ended = subscription.ended_at = clock.now()
+    product = session.get_one(Product, subscription.product_id)
+    data = _event_data(subscription, product, session.get_one(Buyer, subscription.buyer_id))
+    webhooks.emit(session, product, "unsubscribe-pending", data)
+    webhooks.emit(session, product, "unsubscribe-success", data, at=ended + UNSUBSCRIBE_GRACE)
+    return ended
 
 
 def _event_data(subscription: Subscription, product: Product, buyer: Buyer) -> dict[str, Any]:
@@ -210,12 +237,7 @@ def cancel(session: Session, principal: Principal, subscription_id: int) -> Subs
         raise Forbidden("a subscription is cancelled by its buyer")
     if subscription.ended_at is not None:
         raise Conflict(f"subscription {subscription_id} was already cancelled at {subscription.ended_at.isoformat()}")
-    subscription.ended_at = clock.now()
-    product = session.get_one(Product, subscription.product_id)
-    data = _event_data(subscription, product, session.get_one(Buyer, subscription.buyer_id))
-    # The seller has an hour to send the last usage records before the unsubscribe is final (SUB-06).
-    webhooks.emit(session, product, "unsubscribe-pending", data)
-    webhooks.emit(session, product, "unsubscribe-success", data, at=subscription.ended_at + UNSUBSCRIBE_GRACE)
+    ended = end(session, subscription)
     audit.record(
         session,
         actor=principal.actor,
@@ -223,7 +245,7 @@ def cancel(session: Session, principal: Principal, subscription_id: int) -> Subs
         target_type="subscription",
         target_id=subscription.id,
         before={"ended_at": None},
-        after={"ended_at": subscription.ended_at.isoformat()},
+        after={"ended_at": ended.isoformat()},
     )
     return subscription
 
