@@ -36,9 +36,6 @@ class Principal:
         return f"{self.role.value}:{self.handle}"
 
 
-SYSTEM_ACTOR = "system"
-
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

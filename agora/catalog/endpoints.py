@@ -14,7 +14,7 @@ from agora.catalog import search, service
 from agora.catalog.assets import AssetKind
 from agora.catalog.schemas import ProductCreate
 from agora.catalog.storage import LocalAssetStorage
-from agora.catalog.views import asset_out, catalog_page, product_out
+from agora.catalog.views import STEPS, asset_out, catalog_page, product_out, queue_out, wizard_out
 from agora.deps import Uow
 from agora.errors import Invalid, NotFound
 from agora.models import ChangeRequest, Product, ProductAsset, Role
@@ -144,8 +144,6 @@ def upload_asset(
 @router.get("/products/{code}/wizard")
 def wizard(code: str, session: Uow, principal: Principal = Depends(manager)) -> dict[str, Any]:
     """The seller wizard: each step's saved fields and what is still missing for submission."""
-    from agora.catalog.views import wizard_out
-
     return wizard_out(session, service.get_managed(session, principal, code))
 
 
@@ -158,8 +156,6 @@ def save_step(
     body: dict[str, Any] = Body(...),
 ) -> dict[str, Any]:
     """Save one wizard step as a draft (access, general, category, pricing, agreement)."""
-    from agora.catalog.views import STEPS, wizard_out
-
     fields = STEPS.get(step)
     if fields is None:
         raise NotFound(f"no wizard step {step!r}; steps are {', '.join(STEPS)}")
@@ -176,8 +172,6 @@ def save_step(
 @router.get("/reviews")
 def review_queue(session: Uow, _: Principal = Depends(operator_only)) -> dict[str, Any]:
     """Submitted products and pending change requests, oldest first, with their age."""
-    from agora.catalog.views import queue_out
-
     return queue_out(session)
 
 

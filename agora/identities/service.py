@@ -22,7 +22,6 @@ from agora.errors import Conflict, Invalid, NotFound
 from agora.models import AccessKey, ApiToken, Buyer, Operator, Role, Seller
 
 ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
-HANDLE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ACCESS_KEY_RE = re.compile(r"^[A-Za-z0-9_+/=.-]{8,128}$")
 
 

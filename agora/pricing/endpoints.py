@@ -12,6 +12,7 @@ from agora.auth import Principal, require
 from agora.catalog import service as catalog
 from agora.catalog.schemas import ProductKind
 from agora.deps import Uow
+from agora.errors import Invalid
 from agora.models import FeeRate, InfrastructurePrice, PriceVersion, PricingModelRequest, Product, Role
 from agora.pricing import service
 from agora.pricing.rules import FAMILIES
@@ -156,8 +157,6 @@ def list_fees(session: Uow, _: Principal = Depends(operator_only)) -> list[FeeOu
 @router.put("/fees", response_model=FeeOut)
 def set_fee(body: FeeIn, session: Uow, principal: Principal = Depends(operator_only)) -> FeeOut:
     if body.family != "*" and body.family not in FAMILIES:
-        from agora.errors import Invalid
-
         raise Invalid.at("family", f"must be one of {', '.join(FAMILIES)} or '*'", "unknown")
     kind = body.kind.value if body.kind else "*"
     rate = service.set_fee(session, principal, kind, body.family, body.percent)
