@@ -1,0 +1,1 @@
+"""Metering: one ingestion service for every front door, usage queries, platform-measured usage."""

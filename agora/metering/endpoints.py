@@ -1,0 +1,138 @@
+"""Native metering API: batches of up to 1,000 records with a result per record, and usage queries."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from agora.auth import ANY_ROLE, Principal, require
+from agora.compat.endpoint import in_thread
+from agora.deps import Uow, get_db
+from agora.errors import Invalid
+from agora.metering import service
+from agora.metering.service import Allocation, Reading, Source
+from agora.models import Role
+
+router = APIRouter(prefix="/api/v1", tags=["metering"])
+sender = require(Role.SELLER, Role.BUYER)
+anyone = require(*ANY_ROLE)
+
+MAX_BATCH = 1000
+
+
+class AllocationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: int
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class RecordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_code: str = Field(min_length=1, max_length=64)
+    dimension: str = Field(min_length=1, max_length=160)
+    quantity: int = Field(description="a whole number ≥ 0 (MTR-01)")
+    timestamp: AwareDatetime = Field(description="UTC, within the 6 hours before now; stored as its hour (MTR-01)")
+    customer_identifier: str | None = Field(None, min_length=1, max_length=128)
+    customer_account: str | None = Field(None, pattern=r"^[0-9]{12}$")
+    allocations: list[AllocationIn] | None = None
+
+    def reading(self) -> Reading:
+        allocations = (
+            tuple(Allocation(a.quantity, tuple(sorted(a.tags.items()))) for a in self.allocations)
+            if self.allocations is not None
+            else None
+        )
+        return Reading(
+            product_code=self.product_code,
+            dimension=self.dimension,
+            quantity=self.quantity,
+            timestamp=self.timestamp,
+            customer_identifier=self.customer_identifier,
+            customer_account=self.customer_account,
+            allocations=allocations,
+        )
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[RecordIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+@router.post("/usage")
+async def meter(body: BatchIn, request: Request, principal: Principal = Depends(sender)) -> dict[str, Any]:
+    """Meter a batch. Each record is accepted, a duplicate of one already stored (stored once, MTR-05), or
+    refused with a reason; accepted records are committed before this answers."""
+    source = Source.SELLER if principal.role is Role.SELLER else Source.BUYER
+    readings = [r.reading() for r in body.records]
+    outcomes = await in_thread(partial(service.ingest_in, source=source), get_db(request), principal, readings)
+    results = [
+        {
+            "index": index,
+            "status": outcome.status.value,
+            "metering_record_id": outcome.record_id,
+            "error": outcome.problem.value if outcome.problem else None,
+            "detail": outcome.message or None,
+        }
+        for index, outcome in enumerate(outcomes)
+    ]
+    counts = {status.value: 0 for status in service.Status}
+    for outcome in outcomes:
+        counts[outcome.status.value] += 1
+    return {"results": results, **counts}
+
+
+CSV_COLUMNS = (
+    "metering_record_id",
+    "product",
+    "customer_identifier",
+    "customer_account",
+    "dimension",
+    "resource",
+    "period_start",
+    "period_end",
+    "quantity",
+    "source",
+    "received_at",
+)
+
+
+@router.get("/usage", response_model=None)
+def usage(
+    session: Uow,
+    principal: Principal = Depends(anyone),
+    product: str | None = None,
+    customer: str | None = Query(None, description="customer identifier"),
+    dimension: str | None = None,
+    start: datetime | None = Query(None, description="from this hour (inclusive)"),
+    end: datetime | None = Query(None, description="to this hour (exclusive)"),
+    after: int = Query(0, ge=0, description="the last `id` of the previous page"),
+    limit: int = Query(1000, ge=1, le=10000),
+    format: str = Query("json", pattern="^(json|csv)$"),
+) -> dict[str, Any] | Response:
+    """Usage records the caller may see: a seller its products', a buyer its own. `format=csv` exports."""
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and value.tzinfo is None:
+            raise Invalid.at(name, "give a time zone (e.g. 2026-03-01T00:00:00Z)")
+    where = service.UsageFilter(product, customer, dimension, start, end, after, limit)
+    records = service.query(session, principal, where)
+    if format == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
+        )
+    return {"records": records, "next_after": records[-1]["id"] if len(records) == limit else None}

@@ -1,0 +1,733 @@
+"""The one ingestion service every front door calls: native batches, AWS MeterUsage/BatchMeterUsage,
+Alibaba PushMeteringData, and the platform's own measurements (MTR-01…06).
+
+`ingest` checks every record first (MTR-03/04), settles duplicates inside the batch, then writes the
+accepted ones with one `INSERT … ON CONFLICT DO NOTHING`; the unique key is MTR-05, so a resend that
+raced another is caught by the database, not by a prior read. Records are durable when the caller's
+unit of work commits, which every front door does before it answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from agora import clock
+from agora.auth import Principal
+from agora.config import get_settings
+from agora.db import Database
+from agora.models import Buyer, Product, ProductRegion, Role, Subscription, UsageRecord
+from agora.pricing.schema import PricingDocument
+
+WINDOW = timedelta(hours=6)  # MTR-04: the 6 hours before receipt
+MAX_QUANTITY = 2**53  # far beyond any meter; refuses values that would overflow downstream arithmetic
+MAX_TAGS = 5
+MAX_ALLOCATIONS = 2500
+TAG_KEY = re.compile(r"^[a-zA-Z0-9+ -=._:/@]{1,100}$")
+TAG_VALUE = re.compile(r"^[a-zA-Z0-9+ -=._:/@]{1,256}$")
+DIMENSION = re.compile(r"^\S.{0,159}$", re.DOTALL)
+
+USAGE: Table = UsageRecord.__table__  # type: ignore[assignment]
+
+
+class Problem(StrEnum):
+    """Why a record was refused. Each front door maps these to its vendor's codes."""
+
+    UNKNOWN_PRODUCT = "unknown_product"
+    WRONG_REGION = "wrong_region"
+    UNKNOWN_DIMENSION = "unknown_dimension"
+    NOT_SUBSCRIBED = "not_subscribed"
+    INVALID_QUANTITY = "invalid_quantity"
+    TIMESTAMP_OUT_OF_BOUNDS = "timestamp_out_of_bounds"
+    DUPLICATE_CONFLICT = "duplicate_conflict"
+    TOKEN_CONFLICT = "token_conflict"  # a client token reused for another record
+    INVALID_ALLOCATIONS = "invalid_allocations"
+    INVALID_TAG = "invalid_tag"
+    INVALID_CUSTOMER = "invalid_customer"
+
+
+class Status(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # an identical resend: stored once, answered as success (MTR-05)
+    REFUSED = "refused"
+
+
+class Source(StrEnum):
+    SELLER = "seller"  # the seller's software, for its customers (BatchMeterUsage, PushMeteringData)
+    BUYER = "buyer"  # software the buyer runs, with the buyer's keys (MeterUsage)
+    PLATFORM = "platform"  # measured by Agora itself (MTR-06)
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    quantity: int
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One record as a front door received it. `timestamp` is rounded down to its hour (MTR-01) unless
+    `exact` is set (Alibaba intervals and per-second platform measurements keep their start)."""
+
+    product_code: str
+    dimension: str
+    quantity: int
+    timestamp: datetime
+    customer_identifier: str | None = None
+    customer_account: str | None = None
+    allocations: tuple[Allocation, ...] | None = None
+    resource: str = ""
+    period_end: datetime | None = None
+    exact: bool = False
+    client_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: Status
+    record_id: str | None = None
+    problem: Problem | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not Status.REFUSED
+
+
+def refused(problem: Problem, message: str) -> Outcome:
+    return Outcome(Status.REFUSED, problem=problem, message=message)
+
+
+class BatchRefused(Exception):
+    """A record failed a check that refuses its whole batch (AWS BatchMeterUsage semantics)."""
+
+    def __init__(self, index: int, outcome: Outcome) -> None:
+        super().__init__(outcome.message)
+        self.index = index
+        self.outcome = outcome
+
+
+def new_record_id() -> str:
+    """Time-ordered (UUIDv7 layout): unique without coordination, and readable in creation order."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def epoch(instant: datetime) -> int:
+    return int(instant.timestamp())
+
+
+def from_epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+# --- what a product accepts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Product:
+    id: int
+    code: str
+    seller_id: int
+    kind: str
+    regions: frozenset[str]
+    dimensions: frozenset[str]
+    platform_items: dict[str, str]  # item → how the platform measures it (PRC-14)
+
+
+def metered_dimensions(pricing: dict[str, Any] | None) -> tuple[set[str], dict[str, str]]:
+    """Dimensions a seller or the buyer's software may report, and items only the platform reports."""
+    if not pricing:
+        return set(), {}
+    document = PricingDocument.model_validate(pricing)
+    names = {d.name for d in document.usage.dimensions} if document.usage else set()
+    platform: dict[str, str] = {}
+    if document.tiered:
+        for item in document.tiered.items:
+            if item.reporting == "seller":
+                names.add(item.name)
+            else:
+                platform[item.name] = item.reporting
+    return names, platform
+
+
+@lru_cache(maxsize=1024)
+def _dimensions_of(pricing_json: str) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
+    names, platform = metered_dimensions(json.loads(pricing_json))
+    return frozenset(names), tuple(sorted(platform.items()))
+
+
+PRODUCT_TTL = 5.0  # seconds a process trusts what it read about a product (dimensions, regions, seller)
+_products: dict[str, tuple[float, _Product | None]] = {}
+
+
+def forget_products() -> None:
+    _products.clear()
+
+
+def _cached_product(session: Session, code: str) -> _Product | None:
+    """Products change rarely and every record names one, so each process keeps what it read for a few
+    seconds: a new dimension or region is honoured within `PRODUCT_TTL`. Subscriptions are never cached."""
+    now = time.monotonic()
+    hit = _products.get(code)
+    if hit is not None and now - hit[0] < PRODUCT_TTL:
+        return hit[1]
+    product = _load_product(session, code)
+    if len(_products) > 10_000:
+        _products.clear()
+    _products[code] = (now, product)
+    return product
+
+
+def _load_product(session: Session, code: str) -> _Product | None:
+    """The product as metering needs it: two indexed reads, and the pricing parsed once per version."""
+    found = session.execute(
+        select(Product.id, Product.seller_id, Product.kind, Product.pricing).where(Product.code == code)
+    ).first()
+    if found is None:
+        return None
+    product_id, seller_id, kind, pricing = found
+    regions = frozenset(session.scalars(select(ProductRegion.region).where(ProductRegion.product_id == product_id)))
+    names, platform = _dimensions_of(json.dumps(pricing, sort_keys=True))
+    return _Product(product_id, code, seller_id, kind, regions, names, dict(platform))
+
+
+@dataclass(frozen=True)
+class _Customer:
+    subscription_id: int
+    buyer_id: int
+    started_at: datetime
+    ended_at: datetime | None
+
+
+# --- ingestion ------------------------------------------------------------------------------------------
+
+
+def ingest(
+    session: Session,
+    principal: Principal | None,
+    readings: Sequence[Reading],
+    *,
+    region: str | None = None,
+    source: Source,
+    fatal: frozenset[Problem] = frozenset(),
+    check_window: bool = True,
+) -> list[Outcome]:
+    """Check and store `readings`; one outcome per reading, in order.
+
+    `principal` is the seller or buyer sending (None for the platform). `region` is the region the
+    request was addressed to (MTR-03). If any reading is refused for a problem in `fatal`, nothing is
+    stored and `BatchRefused` names the first such reading. `check_window=False` is for the platform's
+    own measurements: the 6-hour window (MTR-04) is a rule for records *sent*, and a run stopped after
+    a day writes its early hours at stop.
+    """
+    prepared = prepare(
+        session, principal, readings, region=region, source=source, fatal=fatal, check_window=check_window
+    )
+    return store(session, prepared)
+
+
+@dataclass
+class Prepared:
+    """Checked readings, ready to store: the outcomes known so far (None where the insert decides) and the
+    rows to insert. `prepare` only reads, so a front door may run it outside the write transaction."""
+
+    readings: Sequence[Reading]
+    outcomes: list[Outcome | None]
+    rows: list[dict[str, Any]]
+    row_index: list[int]
+    repeats: list[tuple[int, tuple[int, int, str, str]]]  # the same key again inside the batch
+
+
+def prepare(
+    session: Session,
+    principal: Principal | None,
+    readings: Sequence[Reading],
+    *,
+    region: str | None = None,
+    source: Source,
+    fatal: frozenset[Problem] = frozenset(),
+    check_window: bool = True,
+) -> Prepared:
+    """Every check of `ingest` (MTR-03/04, allocations, customers, client tokens); writes nothing."""
+    now = clock.now()
+    region = region or get_settings().region
+    products: dict[str, _Product | None] = {}
+    for reading in readings:
+        if reading.product_code not in products:
+            products[reading.product_code] = _cached_product(session, reading.product_code)
+    customers = _customers(session, principal, readings, products)
+    tokens = _by_client_token(session, readings)
+
+    prepared = Prepared(readings, [], [], [], [])
+    outcomes, rows = prepared.outcomes, prepared.rows
+    seen: set[tuple[int, int, str, str]] = set()
+    received = epoch(now)
+    for index, reading in enumerate(readings):
+        product = products[reading.product_code]
+        outcome = _check(reading, product, principal, source, region, now, check_window)
+        customer = None
+        if outcome is None:
+            assert product is not None
+            outcome = _check_customer_fields(reading, principal)
+        if outcome is None:
+            assert product is not None
+            customer = _customer_for(reading, product, principal, customers)
+            if customer is None or not (
+                customer.started_at <= reading.timestamp
+                and (customer.ended_at is None or reading.timestamp < customer.ended_at)
+            ):
+                outcome = refused(Problem.NOT_SUBSCRIBED, _not_subscribed(reading))
+        if outcome is not None:
+            if outcome.problem in fatal:
+                raise BatchRefused(index, outcome)
+            outcomes.append(outcome)
+            continue
+        assert product is not None and customer is not None
+        start = reading.timestamp if reading.exact else reading.timestamp.replace(minute=0, second=0, microsecond=0)
+        key = (epoch(start), customer.subscription_id, reading.dimension, reading.resource)
+        if reading.client_token is not None and reading.client_token in tokens:
+            outcomes.append(_same_token(tokens[reading.client_token], key, reading))
+            continue
+        outcomes.append(None)
+        if key in seen:
+            prepared.repeats.append((index, key))
+            continue
+        seen.add(key)
+        prepared.row_index.append(index)
+        rows.append(
+            {
+                "record_id": new_record_id(),
+                "period_start": key[0],
+                "period_end": epoch(reading.period_end) if reading.period_end else None,
+                "subscription_id": customer.subscription_id,
+                "product_id": product.id,
+                "buyer_id": customer.buyer_id,
+                "dimension": reading.dimension,
+                "resource": reading.resource,
+                "quantity": reading.quantity,
+                "source": source.value,
+                "received_at": received,
+                "allocations": _allocations_json(reading.allocations),
+                "client_token": reading.client_token,
+            }
+        )
+    return prepared
+
+
+def store(session: Session, prepared: Prepared) -> list[Outcome]:
+    """Insert the prepared rows (one statement) and settle every outcome; the caller commits."""
+    rows, row_index, readings = prepared.rows, prepared.row_index, prepared.readings
+    outcomes = list(prepared.outcomes)
+    stored = _insert(session, rows)
+    settled: dict[tuple[int, int, str, str], tuple[int, str]] = {}
+    for row, index in zip(rows, row_index, strict=True):
+        if row["record_id"] in stored:
+            outcomes[index] = Outcome(Status.ACCEPTED, row["record_id"])
+            settled[_key(row)] = (row["quantity"], row["record_id"])
+    clashes = [(row, index) for row, index in zip(rows, row_index, strict=True) if outcomes[index] is None]
+    if clashes:  # already stored by an earlier request (or a concurrent one)
+        settled.update(_existing(session, [row for row, _ in clashes]))
+        for row, index in clashes:
+            if _key(row) in settled:
+                outcomes[index] = _compare(*settled[_key(row)], readings[index])
+            else:  # its client token was taken by a concurrent request for another record
+                outcomes[index] = refused(Problem.TOKEN_CONFLICT, _TOKEN_REUSED)
+    for index, key in prepared.repeats:
+        outcomes[index] = _compare(*settled[key], readings[index])
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+_TOKEN_REUSED = "this client token was already used for a different record"
+
+
+def _by_client_token(session: Session, readings: Sequence[Reading]) -> dict[str, tuple[Any, ...]]:
+    tokens = {r.client_token for r in readings if r.client_token is not None}
+    if not tokens:
+        return {}
+    c = USAGE.c
+    rows = session.execute(
+        select(
+            c.client_token, c.period_start, c.subscription_id, c.dimension, c.resource, c.quantity, c.record_id
+        ).where(c.client_token.in_(tokens))
+    )
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def _same_token(stored: tuple[Any, ...], key: tuple[int, int, str, str], reading: Reading) -> Outcome:
+    """A retry with the same client token gets the first answer; another record with it is refused."""
+    if tuple(stored[:4]) == key and stored[4] == reading.quantity:
+        return Outcome(Status.DUPLICATE, stored[5], message="this client token's record was already received")
+    return refused(Problem.TOKEN_CONFLICT, _TOKEN_REUSED)
+
+
+def check_only(
+    session: Session, principal: Principal | None, reading: Reading, *, region: str | None, source: Source
+) -> Outcome | None:
+    """The checks of `ingest` without storing (AWS DryRun): None when the record would be accepted."""
+    prepared = prepare(session, principal, [reading], region=region, source=source)
+    outcome = prepared.outcomes[0]
+    if outcome is None:  # the insert would decide: a record already stored for the key answers instead
+        stored = _existing(session, prepared.rows).get(_key(prepared.rows[0]))
+        outcome = _compare(*stored, reading) if stored is not None else None
+    return outcome if outcome is not None and not outcome.ok else None
+
+
+def ingest_in(
+    db: Database,
+    principal: Principal | None,
+    readings: Sequence[Reading],
+    *,
+    region: str | None = None,
+    source: Source,
+    fatal: frozenset[Problem] = frozenset(),
+) -> list[Outcome]:
+    """`ingest` in its own transactions, committed on return: the checks read a snapshot (on SQLite they
+    never wait for a writer) and only the insert holds the write lock."""
+    with db.reader() as session:
+        prepared = prepare(session, principal, readings, region=region, source=source, fatal=fatal)
+    if not prepared.rows:
+        return [outcome for outcome in prepared.outcomes if outcome is not None]
+    with db.unit_of_work() as session:
+        return store(session, prepared)
+
+
+def _key(row: dict[str, Any]) -> tuple[int, int, str, str]:
+    return (row["period_start"], row["subscription_id"], row["dimension"], row["resource"])
+
+
+def _compare(quantity: int, record_id: str, reading: Reading) -> Outcome:
+    if quantity == reading.quantity:
+        return Outcome(Status.DUPLICATE, record_id, message="an identical record was already received")
+    return refused(
+        Problem.DUPLICATE_CONFLICT,
+        f"a record for {reading.dimension} in this period was already received with quantity {quantity};"
+        f" it cannot be replaced with {reading.quantity} [MTR-05]",
+    )
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert, skipping keys already stored; the record ids that were actually written."""
+    if not rows:
+        return set()
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    statement = insert(USAGE).on_conflict_do_nothing().returning(USAGE.c.record_id)
+    return set(session.connection().execute(statement, rows).scalars())
+
+
+def _existing(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[int, int, str, str], tuple[int, str]]:
+    """The stored (quantity, record id) of these rows' keys. Filtered by the key's leading columns so the
+    unique index answers it (SQLite does not use an index for a row-value IN list)."""
+    c = USAGE.c
+    keys = {_key(row) for row in rows}
+    found = session.execute(
+        select(c.period_start, c.subscription_id, c.dimension, c.resource, c.quantity, c.record_id).where(
+            c.period_start.in_({k[0] for k in keys}), c.subscription_id.in_({k[1] for k in keys})
+        )
+    )
+    return {(r[0], r[1], r[2], r[3]): (r[4], r[5]) for r in found if (r[0], r[1], r[2], r[3]) in keys}
+
+
+# --- checks ---------------------------------------------------------------------------------------------
+
+
+def _check(
+    reading: Reading,
+    product: _Product | None,
+    principal: Principal | None,
+    source: Source,
+    region: str,
+    now: datetime,
+    check_window: bool = True,
+) -> Outcome | None:
+    """The checks of MTR-03/04 and the allocation rules; None when the record may be stored."""
+    if product is None or (
+        principal is not None and principal.role is Role.SELLER and product.seller_id != principal.id
+    ):
+        return refused(Problem.UNKNOWN_PRODUCT, f"no product with code {reading.product_code!r} [MTR-04]")
+    marketplace_region = get_settings().region
+    if region != marketplace_region:
+        return refused(
+            Problem.WRONG_REGION,
+            f"this endpoint serves {marketplace_region}; records sent for {region} are refused [MTR-03]",
+        )
+    if product.regions and region not in product.regions:
+        return refused(
+            Problem.WRONG_REGION, f"{product.code} is not offered in {region}; send its records there [MTR-03]"
+        )
+    if source is not Source.PLATFORM:
+        if reading.dimension in product.platform_items:
+            how = product.platform_items[reading.dimension]
+            return refused(
+                Problem.UNKNOWN_DIMENSION,
+                f"{reading.dimension} of {product.code} is reported by the platform ({how}), not sent [PRC-14]",
+            )
+        if reading.dimension not in product.dimensions:
+            known = ", ".join(sorted(product.dimensions)) or "none"
+            return refused(
+                Problem.UNKNOWN_DIMENSION,
+                f"{product.code} has no dimension {reading.dimension!r} (its dimensions: {known}) [MTR-04]",
+            )
+    if isinstance(reading.quantity, bool) or not isinstance(reading.quantity, int):
+        return refused(Problem.INVALID_QUANTITY, "quantity must be a whole number")
+    if reading.quantity < 0:
+        return refused(Problem.INVALID_QUANTITY, f"quantity must not be negative, got {reading.quantity} [MTR-04]")
+    if reading.quantity > MAX_QUANTITY:
+        return refused(Problem.INVALID_QUANTITY, f"quantity {reading.quantity} is too large")
+    timestamp = reading.timestamp
+    if timestamp.tzinfo is None:
+        return refused(Problem.TIMESTAMP_OUT_OF_BOUNDS, "timestamp must carry a time zone (UTC)")
+    if timestamp > now:
+        return refused(
+            Problem.TIMESTAMP_OUT_OF_BOUNDS,
+            f"timestamp {_iso(timestamp)} is in the future (server time {_iso(now)}) [MTR-04]",
+        )
+    if check_window and now - timestamp >= WINDOW:
+        return refused(
+            Problem.TIMESTAMP_OUT_OF_BOUNDS,
+            f"timestamp {_iso(timestamp)} is 6 hours or more before receipt ({_iso(now)}) [MTR-04]",
+        )
+    return _check_allocations(reading)
+
+
+def _check_customer_fields(reading: Reading, principal: Principal | None) -> Outcome | None:
+    if reading.customer_identifier and reading.customer_account:
+        return refused(Problem.INVALID_CUSTOMER, "give a customer identifier or a customer account, not both")
+    if principal is not None and principal.role is Role.BUYER:
+        return None  # a buyer's software meters the buyer's own subscription
+    if principal is not None and not (reading.customer_identifier or reading.customer_account):
+        return refused(Problem.INVALID_CUSTOMER, "name the customer: a customer identifier or a customer account")
+    return None
+
+
+def _check_allocations(reading: Reading) -> Outcome | None:
+    allocations = reading.allocations
+    if allocations is None:
+        return None
+    if not allocations or len(allocations) > MAX_ALLOCATIONS:
+        return refused(Problem.INVALID_ALLOCATIONS, f"give 1 to {MAX_ALLOCATIONS} usage allocations")
+    tag_sets: set[frozenset[tuple[str, str]]] = set()
+    for n, allocation in enumerate(allocations):
+        if allocation.quantity < 0:
+            return refused(Problem.INVALID_ALLOCATIONS, f"allocations[{n}]: quantity must not be negative")
+        if len(allocation.tags) > MAX_TAGS:
+            return refused(Problem.INVALID_TAG, f"allocations[{n}]: at most {MAX_TAGS} tags")
+        keys = [key for key, _ in allocation.tags]
+        if len(set(keys)) != len(keys):
+            return refused(Problem.INVALID_TAG, f"allocations[{n}]: a tag key appears twice")
+        for key, value in allocation.tags:
+            if not TAG_KEY.match(key) or not TAG_VALUE.match(value):
+                return refused(Problem.INVALID_TAG, f"allocations[{n}]: tag {key!r}={value!r} is not a valid tag")
+        tag_set = frozenset(allocation.tags)
+        if tag_set in tag_sets:
+            return refused(Problem.INVALID_ALLOCATIONS, f"allocations[{n}]: each allocation needs its own tag set")
+        tag_sets.add(tag_set)
+    total = sum(a.quantity for a in allocations)
+    if total != reading.quantity:
+        return refused(
+            Problem.INVALID_ALLOCATIONS,
+            f"allocated quantities sum to {total}, not to the record's quantity {reading.quantity}",
+        )
+    return None
+
+
+def _allocations_json(allocations: tuple[Allocation, ...] | None) -> list[dict[str, Any]] | None:
+    if allocations is None:
+        return None
+    return [{"quantity": a.quantity, "tags": dict(a.tags)} for a in allocations]
+
+
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _not_subscribed(reading: Reading) -> str:
+    who = reading.customer_identifier or reading.customer_account or "the caller"
+    return f"customer {who} has no subscription to {reading.product_code} at {_iso(reading.timestamp)} [MTR-04]"
+
+
+# --- customers ------------------------------------------------------------------------------------------
+
+
+def _customers(
+    session: Session,
+    principal: Principal | None,
+    readings: Sequence[Reading],
+    products: dict[str, _Product | None],
+) -> dict[tuple[int, str, str], list[_Customer]]:
+    """Subscriptions of the batch's customers in one query: keyed by (product id, 'id'|'account'|'buyer',
+    value); a buyer may hold several subscriptions to a product over time."""
+    by_identifier: set[tuple[int, str]] = set()
+    by_account: set[tuple[int, str]] = set()
+    for reading in readings:
+        product = products.get(reading.product_code)
+        if product is None:
+            continue
+        if reading.customer_identifier:
+            by_identifier.add((product.id, reading.customer_identifier))
+        elif reading.customer_account:
+            by_account.add((product.id, reading.customer_account))
+    # Per product, so each lookup is a range of the (product_id, customer_identifier) unique index; the
+    # statements are built once and run on the connection (this is the per-request cost of metering).
+    connection = session.connection()
+    results = []
+    for product_id in sorted({p for p, _ in by_identifier}):
+        ids = sorted(i for p, i in by_identifier if p == product_id)
+        results.append(connection.execute(_BY_IDENTIFIER, {"product_id": product_id, "values": ids}))
+    for product_id in sorted({p for p, _ in by_account}):
+        accounts = sorted(a for p, a in by_account if p == product_id)
+        results.append(connection.execute(_BY_ACCOUNT, {"product_id": product_id, "values": accounts}))
+    if principal is not None and principal.role is Role.BUYER:
+        product_ids = sorted({p.id for p in products.values() if p is not None})
+        results.append(connection.execute(_BY_BUYER, {"buyer_id": principal.id, "values": product_ids}))
+    found: dict[tuple[int, str, str], list[_Customer]] = {}
+    for result in results:
+        for sub_id, product_id, identifier, buyer_id, started, ended, account in result:
+            customer = _Customer(sub_id, buyer_id, started, ended)
+            found.setdefault((product_id, "id", identifier), []).append(customer)
+            found.setdefault((product_id, "account", account), []).append(customer)
+            found.setdefault((product_id, "buyer", str(buyer_id)), []).append(customer)
+    return found
+
+
+_SUBSCRIPTIONS: Table = Subscription.__table__  # type: ignore[assignment]
+_BUYERS: Table = Buyer.__table__  # type: ignore[assignment]
+_CUSTOMER_COLUMNS = select(
+    _SUBSCRIPTIONS.c.id,
+    _SUBSCRIPTIONS.c.product_id,
+    _SUBSCRIPTIONS.c.customer_identifier,
+    _SUBSCRIPTIONS.c.buyer_id,
+    _SUBSCRIPTIONS.c.started_at,
+    _SUBSCRIPTIONS.c.ended_at,
+    _BUYERS.c.account,
+).join(_BUYERS, _BUYERS.c.id == _SUBSCRIPTIONS.c.buyer_id)
+_BY_IDENTIFIER = _CUSTOMER_COLUMNS.where(
+    _SUBSCRIPTIONS.c.product_id == bindparam("product_id"),
+    _SUBSCRIPTIONS.c.customer_identifier.in_(bindparam("values", expanding=True)),
+)
+_BY_ACCOUNT = _CUSTOMER_COLUMNS.where(
+    _SUBSCRIPTIONS.c.product_id == bindparam("product_id"),
+    _BUYERS.c.account.in_(bindparam("values", expanding=True)),
+)
+_BY_BUYER = _CUSTOMER_COLUMNS.where(
+    _SUBSCRIPTIONS.c.buyer_id == bindparam("buyer_id"),
+    _SUBSCRIPTIONS.c.product_id.in_(bindparam("values", expanding=True)),
+)
+
+
+def _customer_for(
+    reading: Reading,
+    product: _Product,
+    principal: Principal | None,
+    customers: dict[tuple[int, str, str], list[_Customer]],
+) -> _Customer | None:
+    if principal is not None and principal.role is Role.BUYER:
+        candidates = customers.get((product.id, "buyer", str(principal.id)), [])
+    elif reading.customer_identifier:
+        candidates = customers.get((product.id, "id", reading.customer_identifier), [])
+    elif reading.customer_account:
+        candidates = customers.get((product.id, "account", reading.customer_account), [])
+    else:
+        return None
+    return _active_at(candidates, reading.timestamp)
+
+
+def _active_at(candidates: Iterable[_Customer], at: datetime) -> _Customer | None:
+    best = None
+    for customer in candidates:
+        if customer.started_at <= at and (customer.ended_at is None or at < customer.ended_at):
+            return customer
+        best = customer if best is None or customer.started_at > best.started_at else best
+    return best  # not active then: the caller reports it as not subscribed
+
+
+# --- reading usage back ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageFilter:
+    product_code: str | None = None
+    customer_identifier: str | None = None
+    dimension: str | None = None
+    start: datetime | None = None  # inclusive, on the record's period start
+    end: datetime | None = None  # exclusive
+    after_id: int = 0
+    limit: int = 1000
+
+
+def query(session: Session, principal: Principal, where: UsageFilter) -> list[dict[str, Any]]:
+    """Records the caller may see (a seller: its products'; a buyer: its own; an operator: all), oldest
+    received first, paged by `after_id`."""
+    c = USAGE.c
+    statement = (
+        select(
+            c.id,
+            c.record_id,
+            c.period_start,
+            c.period_end,
+            c.dimension,
+            c.resource,
+            c.quantity,
+            c.source,
+            c.received_at,
+            c.allocations,
+            Product.code,
+            Subscription.customer_identifier,
+            Buyer.account,
+        )
+        .join(Product, Product.id == c.product_id)
+        .join(Subscription, Subscription.id == c.subscription_id)
+        .join(Buyer, Buyer.id == c.buyer_id)
+        .where(c.id > where.after_id)
+        .order_by(c.id)
+        .limit(where.limit)
+    )
+    if principal.role is Role.SELLER:
+        statement = statement.where(Product.seller_id == principal.id)
+    elif principal.role is Role.BUYER:
+        statement = statement.where(c.buyer_id == principal.id)
+    if where.product_code:
+        statement = statement.where(Product.code == where.product_code)
+    if where.customer_identifier:
+        statement = statement.where(Subscription.customer_identifier == where.customer_identifier)
+    if where.dimension:
+        statement = statement.where(c.dimension == where.dimension)
+    if where.start:
+        statement = statement.where(c.period_start >= epoch(where.start))
+    if where.end:
+        statement = statement.where(c.period_start < epoch(where.end))
+    return [
+        {
+            "id": row.id,
+            "metering_record_id": row.record_id,
+            "product": row.code,
+            "customer_identifier": row.customer_identifier,
+            "customer_account": row.account,
+            "dimension": row.dimension,
+            "resource": row.resource or None,
+            "period_start": _iso(from_epoch(row.period_start)),
+            "period_end": _iso(from_epoch(row.period_end)) if row.period_end is not None else None,
+            "quantity": row.quantity,
+            "source": row.source,
+            "received_at": _iso(from_epoch(row.received_at)),
+            "allocations": row.allocations,
+        }
+        for row in session.execute(statement)
+    ]
