@@ -1,0 +1,1 @@
+"""Protocol adapters that let the vendors' unmodified SDKs talk to Agora (/work/shared/api-surface.md)."""
