@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -118,16 +119,92 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="run jobs in separate `agora worker`s")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="server processes sharing the port")] = 1,
+    access_log: Annotated[bool, typer.Option(help="log every request")] = True,
 ) -> None:
     """Serve the API, the SDK-compatible endpoints and the web UI on one port."""
     import uvicorn
 
-    from agora.app import create_app
-
-    db = _database()
-    application = create_app(db, run_worker=not no_worker)
+    _database().dispose()  # migrate once, before any server process starts
     out.print(f"Agora is serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    os.environ["AGORA_RUN_WORKER"] = "0" if no_worker else "1"
+    uvicorn.run(
+        "agora.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=access_log,
+    )
+
+
+@app.command()
+def simulate(
+    file: Annotated[Path, typer.Argument(help="manifest with an `events:` timeline, YAML or JSON")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    until: Annotated[str | None, typer.Option(help="bill through this month (YYYY-MM)")] = None,
+) -> None:
+    """Run a manifest's events on a throw-away marketplace under a simulated clock and print the invoices,
+    the messages sent and the events refused. The same file always prints the same bytes."""
+    import json
+    import re
+
+    from agora.billing import simulate as simulation
+    from agora.manifest.parse import read_file
+
+    if until is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", until):
+        fail([f"--until: {until!r} is not a month like 2026-03"])
+    try:
+        result = simulation.run(read_file(file), until=until)
+    except ManifestError as exc:
+        fail([str(p) for p in exc.problems])
+    if as_json:
+        out.print(json.dumps(result, indent=2, ensure_ascii=False), markup=False)
+        return
+    for invoice in result["invoices"]:
+        out.print(f"{invoice['buyer']}  {invoice['period']}  {invoice['kind']:<8} {invoice['total']:>12} USD")
+        for line in invoice["lines"]:
+            out.print(
+                f"    {line['product']:<24} {line['charge']:<18} {line['amount']:>10}  {line['explain']}", markup=False
+            )
+    for message in result["notifications"]:
+        out.print(f"{message['at']}  mail {message['kind']:<16} to {message['to']}: {message['subject']}", markup=False)
+    for refusal in result["refused"]:
+        out.print(f"{refusal['at']}  refused {refusal['event']}: {refusal['error']}", markup=False)
+
+
+@app.command()
+def bill(
+    period: Annotated[str, typer.Option(help="the month to close, YYYY-MM")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the invoices as JSON")] = False,
+) -> None:
+    """Close a month's billing for every buyer and print the invoices it closed; running it again changes
+    nothing (BIL-03)."""
+    import json
+    import re
+
+    from agora import clock
+    from agora.billing import runs
+    from agora.tasks import register_all
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        fail([f"--period: {period!r} is not a month like 2026-03"])
+    register_all()
+    db = _database()
+    try:
+        invoices = runs.close(db, period)
+    except runs.PeriodOpen as exc:
+        fail([f"--period: {exc} (now {clock.now():%Y-%m-%d %H:%M} UTC)"])
+    if as_json:
+        out.print(json.dumps({"invoices": invoices}, indent=2), markup=False)
+        return
+    for invoice in invoices:
+        out.print(
+            f"{invoice['buyer']}  {invoice['period']}  {invoice['kind']:<8} {invoice['total']:>12} USD"
+            f"  ({len(invoice['lines'])} lines)"
+        )
+    out.print(f"{len(invoices)} invoice(s) for {period}")
 
 
 @app.command()

@@ -19,7 +19,9 @@ from sqlalchemy import text
 
 from agora import clock, config, migrate
 from agora.app import create_app
+from agora.auth import forget_access_keys
 from agora.db import Database, open_database
+from agora.metering.service import forget_products
 from agora.models import Base
 
 POSTGRES_URL = os.environ.get("AGORA_TEST_POSTGRES_URL")
@@ -35,6 +37,8 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("AGORA_DATABASE_URL", f"sqlite:///{tmp_path / 'var' / 'agora.db'}")
     monkeypatch.delenv("AGORA_REGION", raising=False)
     config.reset_settings()
+    forget_access_keys()
+    forget_products()
     yield
     config.reset_settings()
 

@@ -13,6 +13,7 @@ from agora.auth import (
     Principal,
     decrypt_secret,
     encrypt_secret,
+    forget_access_keys,
     hash_token,
     new_access_key,
     new_token,
@@ -120,6 +121,7 @@ def revoke_access_key(session: Session, principal: Principal, access_key_id: str
     if key.revoked_at is not None:
         raise Conflict(f"access key {access_key_id} is already revoked")
     key.revoked_at = clock.now()
+    forget_access_keys()  # other processes stop accepting it within ACCESS_KEY_TTL
     audit.record(
         session,
         actor=principal.actor,
