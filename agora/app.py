@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora import __version__, jobs
 from agora.admin.endpoints import router as admin_router
+from agora.billing.endpoints import router as billing_router
 from agora.catalog.endpoints import router as catalog_router
+from agora.compat.endpoint import sdk_endpoint
 from agora.db import Database, open_database
 from agora.errors import install_handlers
 from agora.identities.endpoints import router as identities_router
+from agora.metering.endpoints import router as metering_router
+from agora.metering.platform_endpoints import router as platform_metering_router
 from agora.offers.endpoints import router as offers_router
 from agora.pricing.endpoints import router as pricing_router
 from agora.subscriptions.endpoints import router as subscriptions_router
@@ -35,7 +42,38 @@ API_ROUTERS = (
     subscriptions_router,
     webhooks_router,
     offers_router,
+    metering_router,
+    billing_router,
+    platform_metering_router,
 )
+
+
+class RequestIdMiddleware:
+    """Every response carries `X-Request-Id`: the caller's, if it looks like one, else a new one. Plain ASGI
+    (not `BaseHTTPMiddleware`), so it costs the metering hot path almost nothing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        request_id = given if REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def app_from_environment() -> FastAPI:
+    """The app `agora serve` runs in each server process (uvicorn imports it by name to start workers)."""
+    return create_app(run_worker=os.environ.get("AGORA_RUN_WORKER", "1") == "1")
 
 
 def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastAPI:
@@ -64,13 +102,7 @@ def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastA
     app.state.db = db or open_database()
     install_handlers(app)
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        given = request.headers.get("x-request-id", "")
-        request.state.request_id = given if REQUEST_ID_RE.match(given) else uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request.state.request_id
-        return response
+    app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)
     def healthz() -> Any:
@@ -83,5 +115,8 @@ def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastA
 
     for router in API_ROUTERS:
         app.include_router(router)
+    # The SDK front door is matched first: it carries the metering load, and a route found after a
+    # hundred API routes costs every request the walk.
+    app.router.routes.insert(0, Route("/", sdk_endpoint, methods=["POST"], include_in_schema=False))
     app.include_router(web_router)
     return app

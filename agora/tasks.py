@@ -5,7 +5,9 @@ from __future__ import annotations
 
 def register_all() -> None:
     """Import the modules whose `@jobs.handler` decorators register job handlers."""
+    import agora.billing.service
     import agora.catalog.tasks
+    import agora.metering.tasks
     import agora.notifications.tasks
     import agora.pricing.service
     import agora.subscriptions.tasks

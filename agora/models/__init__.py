@@ -2,10 +2,12 @@
 
 from agora.models.audit import AuditEvent
 from agora.models.base import Base
+from agora.models.billing import Invoice, InvoiceLine, UsageRollup
 from agora.models.catalog import ChangeRequest, Product, ProductAsset, ProductRegion, SearchDocument
 from agora.models.contracts import AnnualPurchase, Contract, ContractCharge, Entitlement
 from agora.models.identities import AccessKey, ApiToken, Buyer, Operator, Role, Seller, TaxForm
 from agora.models.jobs import Job, JobState
+from agora.models.metering import InstanceRun, MetricScrape, UsageRecord
 from agora.models.notifications import Notification
 from agora.models.offers import Offer
 from agora.models.pricing import FeeRate, InfrastructurePrice, PriceVersion, PricingModelRequest
@@ -25,8 +27,12 @@ __all__ = [
     "Entitlement",
     "FeeRate",
     "InfrastructurePrice",
+    "InstanceRun",
+    "Invoice",
+    "InvoiceLine",
     "Job",
     "JobState",
+    "MetricScrape",
     "Notification",
     "Offer",
     "Operator",
@@ -41,5 +47,7 @@ __all__ = [
     "Subscription",
     "TaxForm",
     "TrialUse",
+    "UsageRecord",
+    "UsageRollup",
     "WebhookDelivery",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agora import audit, clock
+from agora import audit, clock, jobs
 from agora.auth import Principal
 from agora.errors import Forbidden, Invalid, InvalidTransition, NotFound
 from agora.models import Buyer, Offer, Product, Role, Seller, Subscription
@@ -232,6 +232,15 @@ def accept(session: Session, principal: Principal, public_id: str, *, accept_eul
     )
     offer.state = "accepted"
     offer.accepted_at = now
+    for index, instalment in enumerate(offer.schedule or []):  # BIL-02: each instalment on its date
+        due = datetime.fromisoformat(str(instalment["at"]).replace("Z", "+00:00"))
+        jobs.enqueue(
+            session,
+            "billing.offer_instalment",
+            {"subscription_id": subscription.id, "offer_id": offer.id, "index": index},
+            run_at=max(due, now),
+            dedupe_key=f"instalment:{offer.id}:{index}",
+        )
     audit.record(
         session,
         actor=principal.actor,

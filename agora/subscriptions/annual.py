@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from agora import audit, clock, jobs
 from agora.auth import Principal
+from agora.billing import service as billing
 from agora.errors import Conflict, Forbidden, Invalid, NotFound
 from agora.models import AnnualPurchase, Buyer, PriceVersion, Product, Role, Subscription
 from agora.money import format_amount, format_price, to_cents
@@ -79,6 +80,7 @@ def record(
     )
     session.add(purchase)
     session.flush()
+    billing.invoice_annual_purchase(session, purchase)  # BIL-02: invoiced in full at purchase
     _schedule_renewal(session, purchase)
     audit.record(
         session,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from agora import audit, clock
 from agora.auth import Principal
+from agora.billing import service as billing
 from agora.errors import Conflict, Forbidden, Invalid, NotFound
 from agora.models import Buyer, Contract, ContractCharge, Entitlement, Product, Role, Subscription
 from agora.money import to_cents
@@ -111,8 +112,10 @@ def record(
         for name, quantity in sorted(quantities.items())
     )
     amount = to_cents(sum((prices[n] * q for n, q in quantities.items()), Decimal(0)))
-    session.add(ContractCharge(contract_id=contract.id, reason="purchase", amount_cents=amount, at=now))
+    charge = ContractCharge(contract_id=contract.id, reason="purchase", amount_cents=amount, at=now)
+    session.add(charge)
     session.flush()
+    billing.invoice_contract_charge(session, charge)  # BIL-02: invoiced in full at purchase
     _announce(session, actor, subscription, product, contract, "contract.purchase", amount)
     return contract
 
@@ -151,8 +154,10 @@ def upgrade(session: Session, principal: Principal, subscription_id: int, quanti
             session.add(
                 Entitlement(contract_id=contract.id, dimension=name, quantity=quantity, expires_at=contract.ends_at)
             )
-    session.add(ContractCharge(contract_id=contract.id, reason="upgrade", amount_cents=amount, at=now))
+    charge = ContractCharge(contract_id=contract.id, reason="upgrade", amount_cents=amount, at=now)
+    session.add(charge)
     session.flush()
+    billing.invoice_contract_charge(session, charge)
     product = session.get_one(Product, subscription.product_id)
     _announce(session, principal.actor, subscription, product, contract, "contract.upgrade", amount)
     return contract

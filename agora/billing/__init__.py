@@ -1,0 +1,1 @@
+"""Billing: the rating core, invoices, billing runs, simulation, seller disbursements."""

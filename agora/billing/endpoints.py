@@ -1,0 +1,70 @@
+"""Invoices through the API: a buyer sees its own, a seller the lines of its products, an operator all."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from agora.auth import ANY_ROLE, Principal, require
+from agora.billing import service
+from agora.deps import Uow
+from agora.errors import NotFound
+from agora.models import Invoice, InvoiceLine, Role
+
+router = APIRouter(prefix="/api/v1", tags=["billing"])
+anyone = require(*ANY_ROLE)
+
+
+def _visible(principal: Principal) -> Any:
+    query = select(Invoice).order_by(Invoice.period, Invoice.id)
+    if principal.role is Role.BUYER:
+        return query.where(Invoice.buyer_id == principal.id)
+    if principal.role is Role.SELLER:
+        mine = select(InvoiceLine.invoice_id).where(InvoiceLine.seller_id == principal.id)
+        return query.where(Invoice.id.in_(mine))
+    return query
+
+
+def _json(session: Uow, principal: Principal, invoice: Invoice) -> dict[str, Any]:
+    seller = principal.id if principal.role is Role.SELLER else None
+    return service.invoice_json(session, invoice, seller_id=seller)
+
+
+@router.get("/invoices", response_model=None)
+def invoices(
+    session: Uow,
+    principal: Principal = Depends(anyone),
+    period: str | None = Query(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$"),
+    format: str = Query("json", pattern="^(json|csv)$"),
+) -> dict[str, Any] | Response:
+    """The caller's invoices (BIL-01). A seller sees the invoices that bill its products, with only those
+    lines; `format=csv` gives one row per line."""
+    query = _visible(principal)
+    if period:
+        query = query.where(Invoice.period == period)
+    found = [_json(session, principal, invoice) for invoice in session.scalars(query)]
+    if format == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["invoice", "buyer", "period", "kind", "product", "charge", "instance_type", "dimension",
+                         "quantity", "unit_price", "amount", "explain"])  # fmt: skip
+        for invoice in found:
+            for line in invoice["lines"]:
+                writer.writerow([invoice["id"], invoice["buyer"], invoice["period"], invoice["kind"], line["product"],
+                                 line["charge"], line["instance_type"] or "", line["dimension"] or "",
+                                 line["quantity"], line["unit_price"], line["amount"], line["explain"]])  # fmt: skip
+        return Response(out.getvalue(), media_type="text/csv")
+    return {"invoices": found}
+
+
+@router.get("/invoices/{invoice_id}")
+def invoice(invoice_id: int, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
+    found = session.scalar(_visible(principal).where(Invoice.id == invoice_id))
+    if found is None:
+        raise NotFound(f"no invoice {invoice_id}")
+    return _json(session, principal, found)

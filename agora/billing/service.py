@@ -1,0 +1,318 @@
+"""Billing runs and invoices: the shell around the pure rating core (`agora.billing.rating`).
+
+A month closes in two durable steps (BIL-03): `billing.close_period` sums the month's usage into
+`usage_rollups` in one SQL pass and fans out one `billing.invoice_buyer` job per buyer with anything to
+bill; each of those rates the buyer's subscriptions and writes the month's invoice. An invoice's unique
+`source` makes every step safe to repeat: a re-run, or a run resumed after a crash, writes nothing twice.
+Upfront purchases (contracts, annual subscriptions) are invoiced when they are made (BIL-02).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
+
+from agora import clock, jobs
+from agora.billing import rating
+from agora.billing.rating import Line, month_bounds
+from agora.metering.service import from_epoch
+from agora.models import (
+    AnnualPurchase,
+    Buyer,
+    Contract,
+    ContractCharge,
+    Invoice,
+    InvoiceLine,
+    Offer,
+    Product,
+    Subscription,
+    UsageRollup,
+)
+from agora.money import from_cents, round_cents, to_cents
+from agora.pricing.service import versions
+from agora.pricing.versions import Version
+
+CLOSE_DELAY = timedelta(hours=24)  # BIL-03: a period closes 24 hours after its end
+
+
+def period_of(instant: datetime) -> str:
+    return f"{instant:%Y-%m}"
+
+
+def next_period(period: str) -> str:
+    return period_of(month_bounds(period)[1])
+
+
+# --- upfront invoices (BIL-02) -------------------------------------------------------------------------------
+
+
+def invoice_contract_charge(session: Session, charge: ContractCharge) -> Invoice:
+    contract = session.get_one(Contract, charge.contract_id)
+    subscription = session.get_one(Subscription, contract.subscription_id)
+    product = session.get_one(Product, subscription.product_id)
+    line = Line(
+        product.code,
+        "contract",
+        None,
+        None,
+        Decimal(1),
+        from_cents(charge.amount_cents),
+        from_cents(charge.amount_cents),
+        f"contract {charge.reason} for {contract.duration_months} month(s), "
+        f"{contract.starts_at:%Y-%m-%d}–{contract.ends_at:%Y-%m-%d}, invoiced in full at purchase [BIL-02, PRC-10]",
+        subscription.id,
+    )
+    return _issue(session, f"upfront:contract_charge:{charge.id}", subscription.buyer_id, "upfront", charge.at, [line])
+
+
+def invoice_annual_purchase(session: Session, purchase: AnnualPurchase) -> Invoice:
+    subscription = session.get_one(Subscription, purchase.subscription_id)
+    product = session.get_one(Product, subscription.product_id)
+    line = Line(
+        product.code,
+        "annual",
+        purchase.instance_type,
+        None,
+        Decimal(purchase.quantity),
+        purchase.unit_price,
+        from_cents(purchase.amount_cents),
+        f"{purchase.quantity} annual subscription(s) of {purchase.instance_type}, "
+        f"{purchase.starts_at:%Y-%m-%d}–{purchase.ends_at:%Y-%m-%d}, invoiced in full at purchase [BIL-02, SUB-03]",
+        subscription.id,
+    )
+    return _issue(
+        session, f"upfront:annual:{purchase.id}", subscription.buyer_id, "upfront", purchase.starts_at, [line]
+    )
+
+
+def invoice_offer_instalment(session: Session, subscription: Subscription, offer: Offer, index: int) -> Invoice:
+    schedule = offer.schedule or []
+    entry = schedule[index]
+    amount = round_cents(Decimal(str(entry["amount"])))
+    product = session.get_one(Product, subscription.product_id)
+    line = Line(
+        product.code,
+        "contract",
+        None,
+        None,
+        Decimal(1),
+        amount,
+        amount,
+        f"private offer {offer.id} instalment {index + 1} of {len(schedule)}, due {entry['at']} [BIL-02, OFR-01]",
+        subscription.id,
+    )
+    return _issue(session, f"upfront:offer:{offer.id}:{index}", subscription.buyer_id, "upfront", clock.now(), [line])
+
+
+def _issue(
+    session: Session,
+    source: str,
+    buyer_id: int,
+    kind: str,
+    issued_at: datetime,
+    lines: Sequence[Line],
+    period: str | None = None,
+) -> Invoice:
+    """Create the invoice of `source` once; asking again returns the one already issued."""
+    existing = session.scalar(select(Invoice).where(Invoice.source == source))
+    if existing is not None:
+        return existing
+    invoice = Invoice(
+        source=source,
+        buyer_id=buyer_id,
+        kind=kind,
+        period=period or period_of(issued_at),
+        state="finalized",
+        currency="USD",
+        total_cents=sum(to_cents(line.amount) for line in lines),  # BIL-04: the sum of rounded lines
+        issued_at=issued_at,
+    )
+    session.add(invoice)
+    session.flush()
+    products: dict[str, Product] = {}
+    for position, line in enumerate(lines):
+        product = (
+            products.get(line.product) or session.scalars(select(Product).where(Product.code == line.product)).one()
+        )
+        products[line.product] = product
+        session.add(
+            InvoiceLine(
+                invoice_id=invoice.id,
+                position=position,
+                subscription_id=line.subscription_id,
+                product_id=product.id,
+                seller_id=product.seller_id,
+                category="software",
+                charge=line.charge,
+                instance_type=line.instance_type,
+                dimension=line.dimension,
+                quantity=rating._plain(line.quantity),
+                unit_price=rating._plain(line.unit_price),
+                amount_cents=to_cents(line.amount),
+                explain=line.explain,
+            )
+        )
+    session.flush()
+    return invoice
+
+
+@jobs.handler("billing.offer_instalment")
+def offer_instalment(session: Session, payload: dict[str, Any]) -> None:
+    subscription = session.get_one(Subscription, payload["subscription_id"])
+    invoice_offer_instalment(session, subscription, session.get_one(Offer, payload["offer_id"]), payload["index"])
+
+
+# --- closing a month (BIL-01, BIL-03) ------------------------------------------------------------------------
+
+
+def schedule_close(session: Session, period: str) -> None:
+    """The month's billing run, due 24 hours after the month ends (BIL-03); scheduling it twice is a no-op."""
+    _, end = month_bounds(period)
+    jobs.enqueue(
+        session, "billing.close_period", {"period": period}, run_at=end + CLOSE_DELAY, dedupe_key=f"close:{period}"
+    )
+
+
+@jobs.handler("billing.close_period")
+def close_period(session: Session, payload: dict[str, Any]) -> None:
+    """Sum the month's usage once, then one invoice job per buyer; and schedule next month's run."""
+    period = payload["period"]
+    start, end = month_bounds(period)
+    session.execute(delete(UsageRollup).where(UsageRollup.period == period))
+    session.execute(
+        text(
+            "INSERT INTO usage_rollups (period, buyer_id, subscription_id, hour, dimension, resource, quantity) "
+            "SELECT :period, buyer_id, subscription_id, period_start - (period_start % 3600), dimension, resource, "
+            "SUM(quantity) FROM usage_records WHERE period_start >= :start AND period_start < :end "
+            "GROUP BY buyer_id, subscription_id, period_start - (period_start % 3600), dimension, resource"
+        ),
+        {"period": period, "start": int(start.timestamp()), "end": int(end.timestamp())},
+    )
+    buyers = set(session.scalars(select(UsageRollup.buyer_id).where(UsageRollup.period == period).distinct()))
+    buyers |= set(
+        session.scalars(
+            select(Subscription.buyer_id).where(
+                Subscription.started_at < end, (Subscription.ended_at.is_(None)) | (Subscription.ended_at > start)
+            )
+        )
+    )
+    for buyer_id in sorted(buyers):
+        jobs.enqueue(
+            session,
+            "billing.invoice_buyer",
+            {"period": period, "buyer_id": buyer_id},
+            dedupe_key=f"invoice:{period}:{buyer_id}",
+        )
+    schedule_close(session, next_period(period))
+
+
+@jobs.handler("billing.invoice_buyer")
+def invoice_buyer(session: Session, payload: dict[str, Any]) -> None:
+    monthly_invoice(session, payload["buyer_id"], payload["period"])
+
+
+def monthly_invoice(session: Session, buyer_id: int, period: str) -> Invoice | None:
+    """The buyer's invoice for `period`: one line per product × charge (BIL-01). None when nothing is owed
+    and nothing was used."""
+    source = f"monthly:{buyer_id}:{period}"
+    existing = session.scalar(select(Invoice).where(Invoice.source == source))
+    if existing is not None:
+        return existing
+    start, end = month_bounds(period)
+    usage: dict[int, list[rating.Usage]] = defaultdict(list)
+    for row in session.execute(
+        select(
+            UsageRollup.subscription_id,
+            UsageRollup.hour,
+            UsageRollup.dimension,
+            UsageRollup.resource,
+            UsageRollup.quantity,
+        ).where(UsageRollup.period == period, UsageRollup.buyer_id == buyer_id)
+    ):
+        usage[row[0]].append(rating.Usage(from_epoch(row[1]), row[2], row[4], row[3]))
+    subscriptions = session.scalars(
+        select(Subscription)
+        .where(
+            Subscription.buyer_id == buyer_id,
+            Subscription.started_at < end,
+            (Subscription.ended_at.is_(None)) | (Subscription.ended_at > start),
+        )
+        .order_by(Subscription.id)
+    ).all()
+    known = {s.id for s in subscriptions}
+    subscriptions = [*subscriptions, *[session.get_one(Subscription, i) for i in sorted(set(usage) - known)]]
+    lines: list[Line] = []
+    for subscription in subscriptions:
+        lines += rating.rate(terms(session, subscription), usage.get(subscription.id, []), period)
+    if not lines:
+        return None
+    lines.sort(key=lambda line: (line.product, line.charge, line.instance_type or "", line.dimension or ""))
+    return _issue(session, source, buyer_id, "monthly", end, lines, period)
+
+
+def terms(session: Session, subscription: Subscription) -> rating.Subscription:
+    """What the rating core needs to know about a subscription."""
+    product = session.get_one(Product, subscription.product_id)
+    if subscription.offer_id is not None:
+        offer = session.get_one(Offer, subscription.offer_id)
+        offer_versions: list[Version] = [Version(0, offer.accepted_at or subscription.started_at, offer.pricing)]
+        price_versions = offer_versions
+    else:
+        price_versions = [Version(v.number, v.noticed_at, v.pricing) for v in versions(session, product)]
+    annual = [
+        rating.Annual(a.instance_type, a.quantity, a.starts_at, a.ends_at)
+        for a in session.scalars(select(AnnualPurchase).where(AnnualPurchase.subscription_id == subscription.id))
+    ]
+    return rating.Subscription(
+        id=subscription.id,
+        product=product.code,
+        started_at=subscription.started_at,
+        ended_at=subscription.ended_at,
+        versions=price_versions,
+        trial_ends_at=subscription.trial_ends_at,
+        annual=annual,
+    )
+
+
+# --- reading invoices back -----------------------------------------------------------------------------------
+
+
+def invoice_json(session: Session, invoice: Invoice, *, seller_id: int | None = None) -> dict[str, Any]:
+    """The DESIGN.md invoice shape. A seller sees only its own lines (and their total)."""
+    query = select(InvoiceLine, Product.code).join(Product, Product.id == InvoiceLine.product_id)
+    query = query.where(InvoiceLine.invoice_id == invoice.id).order_by(InvoiceLine.position)
+    if seller_id is not None:
+        query = query.where(InvoiceLine.seller_id == seller_id)
+    rows = session.execute(query).all()
+    buyer = session.get_one(Buyer, invoice.buyer_id)
+    lines = [
+        {
+            "product": code,
+            "charge": line.charge,
+            "instance_type": line.instance_type,
+            "dimension": line.dimension,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "amount": f"{from_cents(line.amount_cents):.2f}",
+            "explain": line.explain,
+        }
+        for line, code in rows
+    ]
+    total = invoice.total_cents if seller_id is None else sum(line.amount_cents for line, _ in rows)
+    return {
+        "id": invoice.id,
+        "buyer": buyer.account,
+        "period": invoice.period,
+        "kind": invoice.kind,
+        "state": invoice.state,
+        "issued_at": invoice.issued_at.isoformat().replace("+00:00", "Z"),
+        "currency": invoice.currency,
+        "total": f"{from_cents(total):.2f}",
+        "lines": lines,
+    }

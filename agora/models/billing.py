@@ -1,0 +1,67 @@
+"""Invoices: append-only records of what a buyer owes (BIL-01…04).
+
+An invoice is created once per source — a buyer's month, or one upfront purchase or instalment — and the
+unique `source` is what makes billing runs idempotent (BIL-03). Lines keep their quantity and unit price
+as exact decimal text and their amount in integer cents, rounded once (BIL-04).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from agora.models.base import Base, Timestamped
+
+
+class Invoice(Timestamped, Base):
+    __tablename__ = "invoices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(96), unique=True)  # monthly:<buyer id>:<YYYY-MM> | upfront:…
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # monthly | upfront | credit_note
+    period: Mapped[str] = mapped_column(String(7), index=True)  # YYYY-MM the invoice belongs to
+    state: Mapped[str] = mapped_column(String(16))  # draft | finalized | paid | void
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+    issued_at: Mapped[datetime] = mapped_column()
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))  # a credit note's invoice
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column()
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    seller_id: Mapped[int] = mapped_column(ForeignKey("sellers.id"), index=True)
+    category: Mapped[str] = mapped_column(String(16), default="software")  # software | infrastructure (LST-10)
+    charge: Mapped[str] = mapped_column(String(24))
+    instance_type: Mapped[str | None] = mapped_column(String(64))
+    dimension: Mapped[str | None] = mapped_column(String(160))
+    quantity: Mapped[str] = mapped_column(String(40))
+    unit_price: Mapped[str] = mapped_column(String(40))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    explain: Mapped[str] = mapped_column(Text)
+
+
+class UsageRollup(Base):
+    """A closed month's usage, summed per subscription, hour, dimension and resource in one pass over
+    `usage_records` (BIL-03). Per-buyer invoice jobs read their rows through the (period, buyer) index, so
+    the month's records are scanned once, not once per buyer."""
+
+    __tablename__ = "usage_rollups"
+    __table_args__ = (Index("ix_usage_rollups_period_buyer", "period", "buyer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(7))
+    buyer_id: Mapped[int] = mapped_column()
+    subscription_id: Mapped[int] = mapped_column()
+    hour: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
+    dimension: Mapped[str] = mapped_column(String(160))
+    resource: Mapped[str] = mapped_column(String(128))
+    quantity: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,166 @@
+"""Billing runs (BIL-01/03) and the invoice API: idempotent, resumable after SIGKILL, each party sees its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, insert, select
+
+from agora import clock
+from agora.auth import Principal
+from agora.billing import runs
+from agora.db import Database
+from agora.metering import service as metering
+from agora.metering.service import Reading, Source
+from agora.models import Buyer, Invoice, InvoiceLine, Product, Role, Seller, Subscription
+from tests.factories.metering import BUYER, OTHER, OTHER_BUYER, SAAS, metered_market
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def meter(db: Database, product: str, customer: str, dimension: str, quantity: int) -> None:
+    with db.unit_of_work() as session:
+        seller_id = session.scalar(select(Product.seller_id).where(Product.code == product))
+        handle = session.scalar(select(Seller.handle).where(Seller.id == seller_id))
+        assert seller_id is not None and handle is not None
+        reading = Reading(product, dimension, quantity, clock.now(), customer_identifier=customer)
+        [outcome] = metering.ingest(session, Principal(Role.SELLER, seller_id, handle), [reading], source=Source.SELLER)
+        assert outcome.ok, outcome
+
+
+def counts(db: Database) -> tuple[int, int]:
+    """Monthly invoices and their lines (the market's manifest contracts also made upfront invoices)."""
+    with db.reader() as session:
+        monthly = select(Invoice.id).where(Invoice.kind == "monthly")
+        invoices = session.scalar(select(func.count()).select_from(monthly.subquery())) or 0
+        lines = session.scalar(select(func.count()).where(InvoiceLine.invoice_id.in_(monthly))) or 0
+    return invoices, lines
+
+
+@pytest.mark.rule("BIL-03")
+def test_closing_a_month_twice_invoices_once_BIL_03(db: Database, manual_clock: clock.ManualClock) -> None:
+    manual_clock.set(T0)
+    metered_market(db, T0)
+    manual_clock.set(T0 + timedelta(days=3, hours=5))
+    meter(db, SAAS, "cust-1", "users", 10)
+    meter(db, SAAS, "cust-2", "users", 4)
+    meter(db, OTHER, "gx-1", "users", 100)
+    with pytest.raises(runs.PeriodOpen):
+        runs.close(db, "2026-03")
+    manual_clock.set(datetime(2026, 4, 2, tzinfo=UTC))
+    first = runs.close(db, "2026-03")
+    assert [(i["buyer"], i["total"]) for i in first] == [(BUYER, "1.10"), (OTHER_BUYER, "0.04")]
+    assert counts(db) == (2, 3)
+    again = runs.close(db, "2026-03")
+    assert again == first and counts(db) == (2, 3)  # same invoices, nothing twice
+
+
+@pytest.mark.rule("BIL-01")
+def test_one_invoice_per_buyer_with_a_line_per_product_and_charge_BIL_01(
+    db: Database, manual_clock: clock.ManualClock
+) -> None:
+    manual_clock.set(T0)
+    metered_market(db, T0)
+    for hour in range(3):
+        manual_clock.set(T0 + timedelta(days=2, hours=hour))
+        meter(db, SAAS, "cust-1", "users", 10)
+        meter(db, SAAS, "cust-1", "requests", 1)
+    manual_clock.set(datetime(2026, 4, 2, tzinfo=UTC))
+    [invoice] = runs.close(db, "2026-03")
+    assert [(x["product"], x["charge"], x["dimension"], x["quantity"], x["amount"]) for x in invoice["lines"]] == [
+        (SAAS, "usage", "requests", "3", "0.03"),
+        (SAAS, "usage", "users", "30", "0.30"),
+    ]
+    assert "from 3 hourly record(s)" in invoice["lines"][1]["explain"]
+
+
+def test_the_invoice_api_shows_each_party_only_its_own(
+    db: Database, client: TestClient, manual_clock: clock.ManualClock
+) -> None:
+    manual_clock.set(T0)
+    metered_market(db, T0)
+    manual_clock.set(T0 + timedelta(days=1))
+    meter(db, SAAS, "cust-1", "users", 10)
+    meter(db, OTHER, "gx-1", "users", 50)
+    manual_clock.set(datetime(2026, 4, 2, tzinfo=UTC))
+    runs.close(db, "2026-03")
+
+    def get(token: str, path: str = "/api/v1/invoices?period=2026-03") -> dict[str, object]:
+        response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.text
+        body: dict[str, object] = response.json()
+        body["invoices"] = [i for i in body["invoices"] if i["kind"] == "monthly"]  # type: ignore[attr-defined]
+        return body
+
+    [mine] = get("buyer-token")["invoices"]  # type: ignore[misc]
+    assert mine["total"] == "0.60" and len(mine["lines"]) == 2
+    assert get("other-buyer-token")["invoices"] == []
+    other = client.get(f"/api/v1/invoices/{mine['id']}", headers={"Authorization": "Bearer other-buyer-token"})
+    assert other.status_code == 404
+    [acme_view] = get("acme-token")["invoices"]  # type: ignore[misc]
+    assert [line["product"] for line in acme_view["lines"]] == [SAAS] and acme_view["total"] == "0.10"
+    [globex_view] = get("globex-token")["invoices"]  # type: ignore[misc]
+    assert [line["product"] for line in globex_view["lines"]] == [OTHER] and globex_view["total"] == "0.50"
+    csv_text = client.get("/api/v1/invoices?format=csv", headers={"Authorization": "Bearer buyer-token"}).text
+    assert csv_text.splitlines()[0].startswith("invoice,buyer,period,kind,product,charge")
+    assert sum(",monthly," in row for row in csv_text.splitlines()) == 2
+    assert client.get("/api/v1/invoices").status_code == 401
+
+
+@pytest.mark.slow
+@pytest.mark.rule("BIL-03")
+def test_a_billing_run_killed_mid_way_finishes_on_the_next_run_with_nothing_twice_BIL_03(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    """`agora bill` is killed with SIGKILL once some invoices exist; running it again completes the month,
+    and the result equals a run that was never interrupted."""
+    with clock.use_clock(clock.ManualClock(T0)):
+        metered_market(db, T0)
+    with db.unit_of_work() as session:
+        product_id = session.scalar(select(Product.id).where(Product.code == SAAS))
+        session.execute(
+            insert(Buyer),
+            [{"account": f"{800000000000 + i}", "email": f"k{i}@x.example", "created_at": T0} for i in range(300)],
+        )
+        buyers = session.scalars(select(Buyer.id).where(Buyer.account.like("8000000%"))).all()
+        session.execute(
+            insert(Subscription),
+            [
+                {"buyer_id": b, "product_id": product_id, "customer_identifier": f"k-{b}", "started_at": T0,
+                 "created_at": T0, "purchases": {}}
+                for b in buyers
+            ],
+        )  # fmt: skip
+    with clock.use_clock(clock.ManualClock(T0 + timedelta(days=5))), db.unit_of_work() as session:
+        seller_id = session.scalar(select(Product.seller_id).where(Product.id == product_id))
+        assert seller_id is not None
+        readings = [Reading(SAAS, "users", 1 + b % 9, clock.now(), customer_identifier=f"k-{b}") for b in buyers]
+        metering.ingest(session, Principal(Role.SELLER, seller_id, "acme"), readings, source=Source.SELLER)
+    env = {**os.environ, "AGORA_DATABASE_URL": db_url}
+    command = [sys.executable, "-m", "agora", "bill", "--period", "2026-03", "--json"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while counts(db)[0] < 20:
+        assert first.poll() is None, "the run finished before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    interrupted = counts(db)[0]
+    assert 20 <= interrupted < 300
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with db.reader() as session:
+        sources = session.scalars(select(Invoice.source).where(Invoice.kind == "monthly")).all()
+        monthly = select(Invoice.buyer_id, Invoice.total_cents).where(Invoice.kind == "monthly")
+        totals = {buyer_id: cents for buyer_id, cents in session.execute(monthly)}
+    assert len(sources) == len(set(sources)) == 300  # every buyer once, none twice
+    assert all(totals[b] == round((1 + b % 9) * 0.01 * 100) for b in buyers)
