@@ -215,17 +215,20 @@ class WrkResult:
 
 
 def _ms(value: str) -> float:
-    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if found is None:
+        return float("nan")
+    number, unit = found.groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def run_wrk(url: str, script: Path, requests_file: Path, path: str, seconds: int, connections: int) -> WrkResult:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency", "-s", str(script), url]
     output = subprocess.run([*command, "--", str(requests_file), path], capture_output=True, text=True, check=True)
     text = output.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", text).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", text).group(1))  # type: ignore[union-attr]
+    p50 = _ms(m.group(1)) if (m := re.search(r"50%\s+(\S+)", text)) else float("nan")
+    p99 = _ms(m.group(1)) if (m := re.search(r"99%\s+(\S+)", text)) else float("nan")
     done = re.search(r"(\d+) requests in ([\d.]+)(s|m)", text)
     assert done is not None
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)

@@ -74,7 +74,8 @@ async def meter(body: BatchIn, request: Request, principal: Principal = Depends(
     refused with a reason; accepted records are committed before this answers."""
     source = Source.SELLER if principal.role is Role.SELLER else Source.BUYER
     readings = [r.reading() for r in body.records]
-    outcomes = await in_thread(partial(service.ingest_in, source=source), get_db(request), principal, readings)
+    db = get_db(request)
+    outcomes = await in_thread(db, partial(service.ingest_in, source=source), db, principal, readings)
     results = [
         {
             "index": index,

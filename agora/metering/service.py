@@ -10,7 +10,7 @@ unit of work commits, which every front door does before it answers.
 from __future__ import annotations
 
 import json
-import os
+import random
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -21,8 +21,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from agora import clock
@@ -122,7 +120,7 @@ class BatchRefused(Exception):
 
 def new_record_id() -> str:
     """Time-ordered (UUIDv7 layout): unique without coordination, and readable in creation order."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (time.time_ns() // 1_000_000) << 80 | random.getrandbits(80)
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
     text = f"{value:032x}"
@@ -422,14 +420,53 @@ def _compare(quantity: int, record_id: str, reading: Reading) -> Outcome:
     )
 
 
+_COLUMNS = (
+    "record_id",
+    "period_start",
+    "period_end",
+    "subscription_id",
+    "product_id",
+    "buyer_id",
+    "dimension",
+    "resource",
+    "quantity",
+    "source",
+    "received_at",
+    "allocations",
+    "client_token",
+)
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(rows: int, placeholder: str) -> str:
+    """One multi-row INSERT that skips stored keys and returns what it wrote. Built as text once per batch
+    size: this statement is the metering hot path, and compiling it per request costs more than running it."""
+    row = "(" + ", ".join([placeholder] * len(_COLUMNS)) + ")"
+    return (
+        f"INSERT INTO usage_records ({', '.join(_COLUMNS)}) VALUES {', '.join([row] * rows)} "
+        "ON CONFLICT DO NOTHING RETURNING record_id"
+    )
+
+
 def _insert(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Insert, skipping keys already stored; the record ids that were actually written."""
     if not rows:
         return set()
-    dialect = session.get_bind().dialect.name
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    statement = insert(USAGE).on_conflict_do_nothing().returning(USAGE.c.record_id)
-    return set(session.connection().execute(statement, rows).scalars())
+    connection = session.connection()
+    placeholder = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    stored: set[str] = set()
+    for start in range(0, len(rows), 500):  # well under SQLite's 32,766 bound parameters
+        chunk = rows[start : start + 500]
+        values: list[Any] = []
+        for row in chunk:
+            allocations = row["allocations"]
+            values.extend(
+                json.dumps(allocations) if allocations is not None and name == "allocations" else row[name]
+                for name in _COLUMNS
+            )
+        result = connection.exec_driver_sql(_insert_sql(len(chunk), placeholder), tuple(values))
+        stored.update(r[0] for r in result)
+    return stored
 
 
 def _existing(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[int, int, str, str], tuple[int, str]]:
@@ -587,10 +624,12 @@ def _customers(
     # Per product, so each lookup is a range of the (product_id, customer_identifier) unique index; the
     # statements are built once and run on the connection (this is the per-request cost of metering).
     connection = session.connection()
-    results = []
+    placeholder = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    results: list[Any] = []
     for product_id in sorted({p for p, _ in by_identifier}):
         ids = sorted(i for p, i in by_identifier if p == product_id)
-        results.append(connection.execute(_BY_IDENTIFIER, {"product_id": product_id, "values": ids}))
+        sql = _BY_IDENTIFIER_SQL.format(p=placeholder, ids=", ".join([placeholder] * len(ids)))
+        results.append(connection.exec_driver_sql(sql, (product_id, *ids)))
     for product_id in sorted({p for p, _ in by_account}):
         accounts = sorted(a for p, a in by_account if p == product_id)
         results.append(connection.execute(_BY_ACCOUNT, {"product_id": product_id, "values": accounts}))
@@ -600,11 +639,26 @@ def _customers(
     found: dict[tuple[int, str, str], list[_Customer]] = {}
     for result in results:
         for sub_id, product_id, identifier, buyer_id, started, ended, account in result:
-            customer = _Customer(sub_id, buyer_id, started, ended)
+            customer = _Customer(sub_id, buyer_id, _utc(started), _utc(ended) if ended is not None else None)
             found.setdefault((product_id, "id", identifier), []).append(customer)
             found.setdefault((product_id, "account", account), []).append(customer)
             found.setdefault((product_id, "buyer", str(buyer_id)), []).append(customer)
     return found
+
+
+# The hot lookup as text (run with exec_driver_sql, so rows come back as the driver gives them).
+_BY_IDENTIFIER_SQL = (
+    "SELECT s.id, s.product_id, s.customer_identifier, s.buyer_id, s.started_at, s.ended_at, b.account "
+    "FROM subscriptions s JOIN buyers b ON b.id = s.buyer_id "
+    "WHERE s.product_id = {p} AND s.customer_identifier IN ({ids})"
+)
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A driver's timestamp as an aware UTC datetime: SQLite gives naive UTC text, psycopg aware datetimes."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 _SUBSCRIPTIONS: Table = Subscription.__table__  # type: ignore[assignment]
@@ -618,10 +672,6 @@ _CUSTOMER_COLUMNS = select(
     _SUBSCRIPTIONS.c.ended_at,
     _BUYERS.c.account,
 ).join(_BUYERS, _BUYERS.c.id == _SUBSCRIPTIONS.c.buyer_id)
-_BY_IDENTIFIER = _CUSTOMER_COLUMNS.where(
-    _SUBSCRIPTIONS.c.product_id == bindparam("product_id"),
-    _SUBSCRIPTIONS.c.customer_identifier.in_(bindparam("values", expanding=True)),
-)
 _BY_ACCOUNT = _CUSTOMER_COLUMNS.where(
     _SUBSCRIPTIONS.c.product_id == bindparam("product_id"),
     _BUYERS.c.account.in_(bindparam("values", expanding=True)),
