@@ -19,8 +19,8 @@ run: $(STAMP)
 	$(BIN)/agora serve --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
-	$(BIN)/ruff check agora tests $(wildcard bench)
-	$(BIN)/ruff format --check agora tests $(wildcard bench)
+	$(BIN)/ruff check agora agora_agent tests $(wildcard bench)
+	$(BIN)/ruff format --check agora agora_agent tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
