@@ -207,9 +207,9 @@ def _hourly_explain(instance_type: str, hours: list[tuple[datetime, str]], trial
         parts.append(f"{instance} {_hour_label(first)}–{(last + HOUR):%H:00}, {len(started)} h")
     covered = []
     if trial:
-        covered.append(f"{trial} h covered by the free trial [SUB-01]")
+        covered.append(f"this month the free trial covered {trial} other {instance_type} h [SUB-01]")
     if annual:
-        covered.append(f"{annual} h covered by annual subscriptions [SUB-03]")
+        covered.append(f"annual subscriptions covered {annual} other {instance_type} h [SUB-03]")
     tail = "; ".join(covered) if covered else "not covered by trial or annual"
     return f"{'; '.join(parts)}, {tail} (each run rounded up to whole hours [MTR-06])"
 

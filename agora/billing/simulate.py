@@ -375,7 +375,20 @@ class Simulation:
                 {"at": _iso(n.created_at), "to": n.to, "kind": n.kind, "subject": n.subject}
                 for n in session.scalars(select(Notification).order_by(Notification.created_at, Notification.id))
             ]
-        return {"invoices": rendered, "notifications": notifications, "refused": self.refused}
+        result = {"invoices": rendered, "notifications": notifications, "refused": self.refused}
+        return self._with_file_ids(result)
+
+    def _with_file_ids(self, value: Any) -> Any:
+        """Offers get random public ids; the output names them by the file's ids, so it is reproducible."""
+        if isinstance(value, str):
+            for file_id, public_id in self.offers.items():
+                value = value.replace(public_id, file_id)
+            return value
+        if isinstance(value, list):
+            return [self._with_file_ids(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self._with_file_ids(item) for key, item in value.items()}
+        return value
 
 
 def _required_instant(value: Any) -> datetime:

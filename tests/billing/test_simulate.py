@@ -200,7 +200,7 @@ def test_an_annual_subscription_covers_one_of_two_running_instances_SUB_03() -> 
     )
     [line] = invoices(result)[0]["lines"]
     assert (line["quantity"], line["amount"]) == ("3", "0.30")
-    assert "3 h covered by annual subscriptions" in line["explain"]
+    assert "annual subscriptions covered 3 other m5.large h [SUB-03]" in line["explain"]
 
 
 def test_refused_events_are_listed_and_the_run_goes_on() -> None:
@@ -278,3 +278,58 @@ def test_the_same_file_prints_the_same_bytes(tmp_path: Path) -> None:
     totals = {(i["buyer"], i["period"]): i["total"] for i in invoices(result)}
     # x: trial until Mar 8 09:00, then 25 billable hours to Mar 9 10:00 at 0.20
     assert totals == {(BUYER, "2026-03"): "0.63", (OTHER, "2026-03"): "5.00"}
+
+
+@pytest.mark.rule("OFR-01")
+def test_offer_events_bill_the_offer_s_prices_and_instalments_on_their_dates_OFR_01() -> None:
+    offer = {
+        "id": "o-1",
+        "product": "vault",
+        "buyer": BUYER,
+        "pricing": {"hourly": {"m5.large": "0.05"}},
+        "duration_days": 365,
+        "accept_by": "2026-03-10T00:00:00Z",
+        "schedule": [{"at": "2026-03-05T00:00:00Z", "amount": "100"}, {"at": "2026-04-05T00:00:00Z", "amount": "50"}],
+    }
+    start = {"buyer": BUYER, "product": "vault"}
+    result = simulate.run(
+        market(
+            [
+                ev("01T09:00:00", "offer_create", **offer),
+                ev("02T09:00:00", "offer_accept", id="o-1", buyer=OTHER),  # not the named buyer
+                ev("03T09:00:00", "offer_accept", id="o-1", buyer=BUYER),
+                ev("04T10:00:00", "instance_start", **start, instance="a", instance_type="m5.large"),
+                ev("04T12:00:00", "instance_stop", instance="a"),
+                ev("20T09:00:00", "unsubscribe", **start),
+                ev("21T10:00:00", "instance_start", **start, instance="b", instance_type="m5.large"),
+            ]
+        ),
+        until="2026-04",
+    )
+    assert [r["event"] for r in result["refused"]] == ["offer_accept", "instance_start"]
+    assert [(i["period"], i["total"]) for i in invoices(result, "upfront")] == [
+        ("2026-03", "100.00"),
+        ("2026-04", "50.00"),
+    ]
+    [march] = [i for i in invoices(result) if i["period"] == "2026-03"]
+    assert [(x["unit_price"], x["quantity"], x["amount"]) for x in march["lines"]] == [("0.05", "2", "0.10")]
+    assert "offer_extended" in [n["kind"] for n in result["notifications"]]
+
+
+def test_an_offer_accepted_after_its_deadline_is_refused_and_the_run_goes_on() -> None:
+    offer = {
+        "id": "late",
+        "product": "vault",
+        "buyer": BUYER,
+        "pricing": {"hourly": {"m5.large": "0.05"}},
+        "duration_days": 30,
+        "accept_by": "2026-03-02T00:00:00Z",
+    }
+    result = simulate.run(
+        market([ev("01T09:00:00", "offer_create", **offer), ev("05T09:00:00", "offer_accept", id="late", buyer=BUYER)])
+    )
+    [refusal] = result["refused"]
+    assert refusal["event"] == "offer_accept"
+    assert (
+        refusal["error"].startswith("offer late could be accepted until 2026-03-02") and "[OFR-03]" in refusal["error"]
+    )
