@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def register_all() -> None:
     """Import the modules whose `@jobs.handler` decorators register job handlers."""
+    import agora.billing.payouts
     import agora.billing.service
     import agora.catalog.tasks
     import agora.metering.tasks

@@ -223,7 +223,8 @@ def _ms(value: str) -> float:
 
 
 def run_wrk(url: str, script: Path, requests_file: Path, path: str, seconds: int, connections: int) -> WrkResult:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency", "-s", str(script), url]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency"]
+    command += ["-s", str(script), url]
     output = subprocess.run([*command, "--", str(requests_file), path], capture_output=True, text=True, check=True)
     text = output.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]

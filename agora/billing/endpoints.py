@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -11,13 +12,15 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from agora.auth import ANY_ROLE, Principal, require
-from agora.billing import service
+from agora.billing import payouts, service
 from agora.deps import Uow
-from agora.errors import NotFound
-from agora.models import Invoice, InvoiceLine, Role
+from agora.errors import Invalid, NotFound
+from agora.models import Disbursement, Invoice, InvoiceLine, Role
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 anyone = require(*ANY_ROLE)
+seller_or_operator = require(Role.SELLER, Role.OPERATOR)
+seller_only = require(Role.SELLER)
 
 
 def _visible(principal: Principal) -> Any:
@@ -68,3 +71,26 @@ def invoice(invoice_id: int, session: Uow, principal: Principal = Depends(anyone
     if found is None:
         raise NotFound(f"no invoice {invoice_id}")
     return _json(session, principal, found)
+
+
+@router.get("/disbursements")
+def disbursements(
+    session: Uow,
+    principal: Principal = Depends(seller_or_operator),
+    period: str | None = Query(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$"),
+) -> dict[str, Any]:
+    """Monthly payouts (BIL-05) with the statement of every invoice line each covers: a seller its own."""
+    query = select(Disbursement).order_by(Disbursement.period, Disbursement.seller_id)
+    if principal.role is Role.SELLER:
+        query = query.where(Disbursement.seller_id == principal.id)
+    if period:
+        query = query.where(Disbursement.period == period)
+    return {"disbursements": [payouts.statement(session, d) for d in session.scalars(query)]}
+
+
+@router.get("/reports/{period}")
+def seller_report(period: str, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
+    """The seller's month: billed revenue, active subscribers, usage by dimension."""
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        raise Invalid.at("period", "must be a month like 2026-03")
+    return payouts.report(session, principal.id, period)

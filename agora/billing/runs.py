@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from agora import clock, jobs
-from agora.billing import service
+from agora.billing import payouts, service
 from agora.billing.rating import month_bounds
 from agora.db import Database
-from agora.models import Invoice
+from agora.models import Invoice, Job, JobState
 
 
 class PeriodOpen(Exception):
@@ -25,8 +26,27 @@ def close(db: Database, period: str) -> list[dict[str, Any]]:
         raise PeriodOpen(f"{period} has not ended yet")
     with db.unit_of_work() as session:
         jobs.enqueue(session, "billing.close_period", {"period": period}, dedupe_key=f"close-now:{period}")
+        _retake(session, period)
     jobs.Worker(db).run_until_idle()
+    with db.unit_of_work() as session:  # every invoice of the month exists now: pay the sellers (BIL-05)
+        payouts.disburse(session, period)
     return invoices_of(db, period)
+
+
+BILLING_JOBS = ("billing.close_period", "billing.invoice_buyer")
+
+
+def _retake(session: Session, period: str) -> None:
+    """Billing jobs of `period` still leased by a process that died (a killed `agora bill`) are taken back
+    now instead of when their lease lapses. Safe even if their holder is alive: every step is idempotent and
+    an invoice's unique source lets only one of two concurrent attempts write it."""
+    stuck = session.scalars(select(Job).where(Job.name.in_(BILLING_JOBS), Job.state == JobState.RUNNING.value)).all()
+    for job in stuck:
+        if job.payload.get("period") == period:
+            job.state = JobState.QUEUED.value
+            job.locked_by = None
+            job.locked_until = None
+            job.run_at = clock.now()
 
 
 def invoices_of(db: Database, period: str, kind: str | None = "monthly") -> list[dict[str, Any]]:

@@ -210,6 +210,15 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
             dedupe_key=f"invoice:{period}:{buyer_id}",
         )
     schedule_close(session, next_period(period))
+    # Sellers are paid once the buyers' invoices exist; an hour leaves the invoice jobs time to finish, and
+    # the payout run only pays lines not yet paid, so a late invoice is paid with the next run.
+    jobs.enqueue(
+        session,
+        "billing.disburse",
+        {"period": period},
+        run_at=clock.now() + timedelta(hours=1),
+        dedupe_key=f"disburse:{period}",
+    )
 
 
 @jobs.handler("billing.invoice_buyer")

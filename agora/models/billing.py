@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agora.models.base import Base, Timestamped
@@ -65,3 +65,31 @@ class UsageRollup(Base):
     dimension: Mapped[str] = mapped_column(String(160))
     resource: Mapped[str] = mapped_column(String(128))
     quantity: Mapped[int] = mapped_column(BigInteger)
+
+
+class Disbursement(Timestamped, Base):
+    """What a seller is paid for a month (BIL-05): its software charges on that month's invoices, less the
+    listing fee. One per seller and period: the unique constraint makes the payout run idempotent."""
+
+    __tablename__ = "disbursements"
+    __table_args__ = (UniqueConstraint("seller_id", "period", name="uq_disbursements_seller_period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seller_id: Mapped[int] = mapped_column(ForeignKey("sellers.id"), index=True)
+    period: Mapped[str] = mapped_column(String(7))
+    gross_cents: Mapped[int] = mapped_column(BigInteger)
+    fee_cents: Mapped[int] = mapped_column(BigInteger)
+    net_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class DisbursementLine(Base):
+    """One invoice line a disbursement pays for; a line is paid out once, ever."""
+
+    __tablename__ = "disbursement_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    disbursement_id: Mapped[int] = mapped_column(ForeignKey("disbursements.id", ondelete="CASCADE"), index=True)
+    invoice_line_id: Mapped[int] = mapped_column(ForeignKey("invoice_lines.id"), unique=True)
+    fee_percent: Mapped[str] = mapped_column(String(16))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    fee_cents: Mapped[int] = mapped_column(BigInteger)

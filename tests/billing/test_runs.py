@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,7 +22,7 @@ from agora.billing import runs
 from agora.db import Database
 from agora.metering import service as metering
 from agora.metering.service import Reading, Source
-from agora.models import Buyer, Invoice, InvoiceLine, Product, Role, Seller, Subscription
+from agora.models import Buyer, FeeRate, Invoice, InvoiceLine, Product, Role, Seller, Subscription
 from tests.factories.metering import BUYER, OTHER, OTHER_BUYER, SAAS, metered_market
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -164,3 +166,48 @@ def test_a_billing_run_killed_mid_way_finishes_on_the_next_run_with_nothing_twic
         totals = {buyer_id: cents for buyer_id, cents in session.execute(monthly)}
     assert len(sources) == len(set(sources)) == 300  # every buyer once, none twice
     assert all(totals[b] == round((1 + b % 9) * 0.01 * 100) for b in buyers)
+
+
+@pytest.mark.rule("BIL-05")
+def test_sellers_are_paid_their_software_charges_less_the_listing_fee_once_BIL_05(
+    db: Database, client: TestClient, manual_clock: clock.ManualClock
+) -> None:
+    manual_clock.set(T0)
+    metered_market(db, T0)
+    with db.unit_of_work() as session:
+        session.add(FeeRate(kind="*", family="*", percent=Decimal("20")))
+    manual_clock.set(T0 + timedelta(days=1))
+    meter(db, SAAS, "cust-1", "users", 10)  # 0.10
+    meter(db, SAAS, "cust-2", "users", 4)  # 0.04
+    meter(db, OTHER, "gx-1", "users", 100)  # 1.00, globex's
+    manual_clock.set(datetime(2026, 4, 2, tzinfo=UTC))
+    runs.close(db, "2026-03")
+    runs.close(db, "2026-03")  # a second run pays nothing twice
+
+    def statements(token: str) -> list[dict[str, Any]]:
+        response = client.get("/api/v1/disbursements", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.text
+        found: list[dict[str, Any]] = response.json()["disbursements"]
+        return found
+
+    [globex] = statements("globex-token")
+    assert (globex["gross"], globex["listing_fee"], globex["net"]) == ("1.00", "0.20", "0.80")
+    assert [(x["product"], x["amount"], x["fee"]) for x in globex["lines"]] == [(OTHER, "1.00", "0.20")]
+    [acme] = statements("acme-token")
+    with db.reader() as session:
+        acme_lines = session.scalars(
+            select(InvoiceLine.amount_cents)
+            .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+            .join(Seller, Seller.id == InvoiceLine.seller_id)
+            .where(Seller.handle == "acme", Invoice.period == "2026-03")
+        ).all()
+    assert len(acme["lines"]) == len(acme_lines)  # every invoice line of the month, each once
+    gross = Decimal(acme["gross"])
+    assert gross * 100 == sum(acme_lines)
+    assert Decimal(acme["net"]) == gross - Decimal(acme["listing_fee"])
+    assert Decimal(acme["listing_fee"]) == sum(Decimal(x["fee"]) for x in acme["lines"])
+    assert len(statements("ops-token")) == 2
+    assert client.get("/api/v1/disbursements", headers={"Authorization": "Bearer buyer-token"}).status_code == 403
+    report = client.get("/api/v1/reports/2026-03", headers={"Authorization": "Bearer globex-token"}).json()
+    assert report["revenue"] == [{"product": OTHER, "charge": "usage", "amount": "1.00"}]
+    assert report["usage"] == [{"product": OTHER, "dimension": "users", "quantity": 100}]

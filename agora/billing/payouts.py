@@ -1,0 +1,162 @@
+"""Seller disbursements (BIL-05) and seller reports.
+
+A month's disbursement to a seller pays every software line billed to its products on that month's
+invoices (monthly and upfront), less the listing fee of the product's kind and pricing family — none for
+Free, BYOL or open-source listings (PRC-17). The fee is computed exactly per line and rounded once per
+line; the statement lists every invoice line it covers, and no line is ever paid twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from agora import jobs
+from agora.billing.rating import month_bounds
+from agora.models import (
+    Disbursement,
+    DisbursementLine,
+    Invoice,
+    InvoiceLine,
+    Product,
+    Seller,
+    Subscription,
+    UsageRecord,
+)
+from agora.money import from_cents, to_cents
+from agora.pricing.service import fee_percent
+
+PAID_STATES = ("finalized", "paid")
+
+
+def disburse(session: Session, period: str) -> list[Disbursement]:
+    """Create the period's disbursements for every seller with billed lines not yet paid out."""
+    paid_out = select(DisbursementLine.invoice_line_id)
+    rows = session.execute(
+        select(InvoiceLine, Product)
+        .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+        .join(Product, Product.id == InvoiceLine.product_id)
+        .where(
+            Invoice.period == period,
+            Invoice.state.in_(PAID_STATES),
+            InvoiceLine.category == "software",
+            InvoiceLine.id.not_in(paid_out),
+        )
+        .order_by(InvoiceLine.seller_id, InvoiceLine.id)
+    ).all()
+    by_seller: dict[int, list[tuple[InvoiceLine, Product]]] = defaultdict(list)
+    for line, product in rows:
+        by_seller[line.seller_id].append((line, product))
+    made = []
+    for seller_id, lines in sorted(by_seller.items()):
+        existing = session.scalar(
+            select(Disbursement).where(Disbursement.seller_id == seller_id, Disbursement.period == period)
+        )
+        if existing is not None:
+            continue  # a period is disbursed once; later corrections go on credit notes
+        disbursement = Disbursement(seller_id=seller_id, period=period, gross_cents=0, fee_cents=0, net_cents=0)
+        session.add(disbursement)
+        session.flush()
+        for line, product in lines:
+            percent = fee_percent(session, product.kind, product.pricing_family or "", open_source=_open(product))
+            fee = to_cents(from_cents(line.amount_cents) * percent / Decimal(100))
+            session.add(
+                DisbursementLine(
+                    disbursement_id=disbursement.id,
+                    invoice_line_id=line.id,
+                    fee_percent=format(percent, "f"),
+                    amount_cents=line.amount_cents,
+                    fee_cents=fee,
+                )
+            )
+            disbursement.gross_cents += line.amount_cents
+            disbursement.fee_cents += fee
+        disbursement.net_cents = disbursement.gross_cents - disbursement.fee_cents
+        made.append(disbursement)
+    session.flush()
+    return made
+
+
+def _open(product: Product) -> bool:
+    return bool((product.listing or {}).get("open_source"))
+
+
+@jobs.handler("billing.disburse")
+def disburse_job(session: Session, payload: dict[str, Any]) -> None:
+    disburse(session, payload["period"])
+
+
+def statement(session: Session, disbursement: Disbursement) -> dict[str, Any]:
+    seller = session.get_one(Seller, disbursement.seller_id)
+    rows = session.execute(
+        select(DisbursementLine, InvoiceLine, Invoice, Product.code)
+        .join(InvoiceLine, InvoiceLine.id == DisbursementLine.invoice_line_id)
+        .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+        .join(Product, Product.id == InvoiceLine.product_id)
+        .where(DisbursementLine.disbursement_id == disbursement.id)
+        .order_by(DisbursementLine.id)
+    ).all()
+    return {
+        "id": disbursement.id,
+        "seller": seller.handle,
+        "period": disbursement.period,
+        "gross": f"{from_cents(disbursement.gross_cents):.2f}",
+        "listing_fee": f"{from_cents(disbursement.fee_cents):.2f}",
+        "net": f"{from_cents(disbursement.net_cents):.2f}",
+        "lines": [
+            {
+                "invoice": invoice.id,
+                "invoice_kind": invoice.kind,
+                "product": code,
+                "charge": line.charge,
+                "amount": f"{from_cents(paid.amount_cents):.2f}",
+                "fee_percent": paid.fee_percent,
+                "fee": f"{from_cents(paid.fee_cents):.2f}",
+            }
+            for paid, line, invoice, code in rows
+        ],
+    }
+
+
+def report(session: Session, seller_id: int, period: str) -> dict[str, Any]:
+    """A seller's month: billed revenue per product and charge, subscribers, usage by dimension."""
+    revenue = session.execute(
+        select(Product.code, InvoiceLine.charge, func.sum(InvoiceLine.amount_cents))
+        .join(Product, Product.id == InvoiceLine.product_id)
+        .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+        .where(InvoiceLine.seller_id == seller_id, Invoice.period == period)
+        .group_by(Product.code, InvoiceLine.charge)
+        .order_by(Product.code, InvoiceLine.charge)
+    ).all()
+    subscribers = session.execute(
+        select(Product.code, func.count(Subscription.id))
+        .join(Subscription, Subscription.product_id == Product.id)
+        .where(Product.seller_id == seller_id, Subscription.ended_at.is_(None))
+        .group_by(Product.code)
+        .order_by(Product.code)
+    ).all()
+    start, end = month_bounds(period)
+    usage = session.execute(
+        select(Product.code, UsageRecord.dimension, func.sum(UsageRecord.quantity))
+        .join(Product, Product.id == UsageRecord.product_id)
+        .where(
+            Product.seller_id == seller_id,
+            UsageRecord.period_start >= int(start.timestamp()),
+            UsageRecord.period_start < int(end.timestamp()),
+        )
+        .group_by(Product.code, UsageRecord.dimension)
+        .order_by(Product.code, UsageRecord.dimension)
+    ).all()
+    return {
+        "period": period,
+        "revenue": [
+            {"product": code, "charge": charge, "amount": f"{from_cents(int(cents)):.2f}"}
+            for code, charge, cents in revenue
+        ],
+        "subscribers": [{"product": code, "active": count} for code, count in subscribers],
+        "usage": [{"product": code, "dimension": dim, "quantity": int(q)} for code, dim, q in usage],
+    }
