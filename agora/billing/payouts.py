@@ -52,6 +52,7 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
     for line, product in rows:
         by_seller[line.seller_id].append((line, product))
     made = []
+    rates: dict[tuple[str, str, bool], Decimal] = {}
     for seller_id, lines in sorted(by_seller.items()):
         existing = session.scalar(
             select(Disbursement).where(Disbursement.seller_id == seller_id, Disbursement.period == period)
@@ -62,7 +63,10 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
         session.add(disbursement)
         session.flush()
         for line, product in lines:
-            percent = fee_percent(session, product.kind, product.pricing_family or "", open_source=_open(product))
+            key = (product.kind, product.pricing_family or "", _open(product))
+            if key not in rates:
+                rates[key] = fee_percent(session, key[0], key[1], open_source=key[2])
+            percent = rates[key]
             fee = to_cents(from_cents(line.amount_cents) * percent / Decimal(100))
             session.add(
                 DisbursementLine(

@@ -33,7 +33,7 @@ def close(db: Database, period: str) -> list[dict[str, Any]]:
     return invoices_of(db, period)
 
 
-BILLING_JOBS = ("billing.close_period", "billing.invoice_buyer")
+BILLING_JOBS = ("billing.close_period", "billing.invoice_buyers")
 
 
 def _retake(session: Session, period: str) -> None:
@@ -54,4 +54,4 @@ def invoices_of(db: Database, period: str, kind: str | None = "monthly") -> list
         query = select(Invoice).where(Invoice.period == period).order_by(Invoice.buyer_id, Invoice.id)
         if kind is not None:
             query = query.where(Invoice.kind == kind)
-        return [service.invoice_json(session, invoice) for invoice in session.scalars(query)]
+        return service.invoices_json(session, session.scalars(query).all())

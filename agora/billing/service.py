@@ -120,7 +120,7 @@ def _issue(
     period: str | None = None,
 ) -> Invoice:
     """Create the invoice of `source` once; asking again returns the one already issued."""
-    existing = session.scalar(select(Invoice).where(Invoice.source == source))
+    existing = session.scalar(select(Invoice).where(Invoice.source == source)) if kind != "monthly" else None
     if existing is not None:
         return existing
     invoice = Invoice(
@@ -135,7 +135,7 @@ def _issue(
     )
     session.add(invoice)
     session.flush()
-    products: dict[str, Product] = {}
+    products: dict[str, Product] = session.info.setdefault("billing_products_by_code", {})
     for position, line in enumerate(lines):
         product = (
             products.get(line.product) or session.scalars(select(Product).where(Product.code == line.product)).one()
@@ -202,12 +202,14 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
             )
         )
     )
-    for buyer_id in sorted(buyers):
+    ordered = sorted(buyers)
+    for first in range(0, len(ordered), BUYERS_PER_JOB):
+        chunk = ordered[first : first + BUYERS_PER_JOB]
         jobs.enqueue(
             session,
-            "billing.invoice_buyer",
-            {"period": period, "buyer_id": buyer_id},
-            dedupe_key=f"invoice:{period}:{buyer_id}",
+            "billing.invoice_buyers",
+            {"period": period, "buyer_ids": chunk},
+            dedupe_key=f"invoice:{period}:{chunk[0]}",
         )
     schedule_close(session, next_period(period))
     # Sellers are paid once the buyers' invoices exist; an hour leaves the invoice jobs time to finish, and
@@ -221,75 +223,155 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
     )
 
 
-@jobs.handler("billing.invoice_buyer")
-def invoice_buyer(session: Session, payload: dict[str, Any]) -> None:
-    monthly_invoice(session, payload["buyer_id"], payload["period"])
+BUYERS_PER_JOB = 200  # per-buyer work, batched so a month of 10,000 buyers is 50 jobs, not 10,000
+
+
+@jobs.handler("billing.invoice_buyers")
+def invoice_buyers(session: Session, payload: dict[str, Any]) -> None:
+    monthly_invoices(session, payload["buyer_ids"], payload["period"])
 
 
 def monthly_invoice(session: Session, buyer_id: int, period: str) -> Invoice | None:
     """The buyer's invoice for `period`: one line per product × charge (BIL-01). None when nothing is owed
     and nothing was used."""
-    source = f"monthly:{buyer_id}:{period}"
-    existing = session.scalar(select(Invoice).where(Invoice.source == source))
-    if existing is not None:
-        return existing
+    return monthly_invoices(session, [buyer_id], period).get(buyer_id)
+
+
+def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) -> dict[int, Invoice]:
+    """`monthly_invoice` for many buyers, reading what they share once (each buyer's invoice is still its
+    own, with its own unique source, so a repeated or resumed run writes nothing twice)."""
     start, end = month_bounds(period)
+    sources = {buyer_id: f"monthly:{buyer_id}:{period}" for buyer_id in buyer_ids}
+    done = {
+        invoice.buyer_id: invoice
+        for invoice in session.scalars(select(Invoice).where(Invoice.source.in_(sources.values())))
+    }
+    todo = [buyer_id for buyer_id in buyer_ids if buyer_id not in done]
+    if not todo:
+        return done
     usage: dict[int, list[rating.Usage]] = defaultdict(list)
-    for row in session.execute(
+    for subscription_id, hour, dimension, resource, quantity in session.execute(
         select(
             UsageRollup.subscription_id,
             UsageRollup.hour,
             UsageRollup.dimension,
             UsageRollup.resource,
             UsageRollup.quantity,
-        ).where(UsageRollup.period == period, UsageRollup.buyer_id == buyer_id)
+        ).where(UsageRollup.period == period, UsageRollup.buyer_id.in_(todo))
     ):
-        usage[row[0]].append(rating.Usage(from_epoch(row[1]), row[2], row[4], row[3]))
+        usage[subscription_id].append(rating.Usage(from_epoch(hour), dimension, quantity, resource))
+    active = (Subscription.started_at < end) & ((Subscription.ended_at.is_(None)) | (Subscription.ended_at > start))
     subscriptions = session.scalars(
         select(Subscription)
-        .where(
-            Subscription.buyer_id == buyer_id,
-            Subscription.started_at < end,
-            (Subscription.ended_at.is_(None)) | (Subscription.ended_at > start),
-        )
+        .where(Subscription.buyer_id.in_(todo), active | Subscription.id.in_(list(usage)))
         .order_by(Subscription.id)
     ).all()
-    known = {s.id for s in subscriptions}
-    subscriptions = [*subscriptions, *[session.get_one(Subscription, i) for i in sorted(set(usage) - known)]]
-    lines: list[Line] = []
+    catalog = _Terms(session, subscriptions)
+    lines_of: dict[int, list[Line]] = defaultdict(list)
     for subscription in subscriptions:
-        lines += rating.rate(terms(session, subscription), usage.get(subscription.id, []), period)
-    if not lines:
-        return None
-    lines.sort(key=lambda line: (line.product, line.charge, line.instance_type or "", line.dimension or ""))
-    return _issue(session, source, buyer_id, "monthly", end, lines, period)
+        lines_of[subscription.buyer_id] += rating.rate(catalog.of(subscription), usage.get(subscription.id, []), period)
+    for buyer_id in todo:
+        lines = sorted(
+            lines_of.get(buyer_id, []),
+            key=lambda line: (line.product, line.charge, line.instance_type or "", line.dimension or ""),
+        )
+        if lines:
+            done[buyer_id] = _issue(session, sources[buyer_id], buyer_id, "monthly", end, lines, period)
+    return done
+
+
+class _Terms:
+    """Price versions, offers and annual purchases of a batch of subscriptions, each read once."""
+
+    def __init__(self, session: Session, subscriptions: Sequence[Subscription]) -> None:
+        self.session = session
+        ids = [s.id for s in subscriptions]
+        self.products = {
+            p.id: p
+            for p in session.scalars(select(Product).where(Product.id.in_({s.product_id for s in subscriptions})))
+        }
+        self.versions: dict[int, list[Version]] = {}
+        self.annual: dict[int, list[rating.Annual]] = defaultdict(list)
+        for a in session.scalars(select(AnnualPurchase).where(AnnualPurchase.subscription_id.in_(ids))):
+            self.annual[a.subscription_id].append(rating.Annual(a.instance_type, a.quantity, a.starts_at, a.ends_at))
+
+    def of(self, subscription: Subscription) -> rating.Subscription:
+        product = self.products[subscription.product_id]
+        if subscription.offer_id is not None:
+            offer = self.session.get_one(Offer, subscription.offer_id)
+            price_versions = [Version(0, offer.accepted_at or subscription.started_at, offer.pricing)]
+        else:
+            if product.id not in self.versions:
+                self.versions[product.id] = [
+                    Version(v.number, v.noticed_at, v.pricing) for v in versions(self.session, product)
+                ]
+            price_versions = self.versions[product.id]
+        return rating.Subscription(
+            id=subscription.id,
+            product=product.code,
+            started_at=subscription.started_at,
+            ended_at=subscription.ended_at,
+            versions=price_versions,
+            trial_ends_at=subscription.trial_ends_at,
+            annual=self.annual.get(subscription.id, []),
+        )
 
 
 def terms(session: Session, subscription: Subscription) -> rating.Subscription:
     """What the rating core needs to know about a subscription."""
-    product = session.get_one(Product, subscription.product_id)
-    if subscription.offer_id is not None:
-        offer = session.get_one(Offer, subscription.offer_id)
-        offer_versions: list[Version] = [Version(0, offer.accepted_at or subscription.started_at, offer.pricing)]
-        price_versions = offer_versions
-    else:
-        price_versions = [Version(v.number, v.noticed_at, v.pricing) for v in versions(session, product)]
-    annual = [
-        rating.Annual(a.instance_type, a.quantity, a.starts_at, a.ends_at)
-        for a in session.scalars(select(AnnualPurchase).where(AnnualPurchase.subscription_id == subscription.id))
-    ]
-    return rating.Subscription(
-        id=subscription.id,
-        product=product.code,
-        started_at=subscription.started_at,
-        ended_at=subscription.ended_at,
-        versions=price_versions,
-        trial_ends_at=subscription.trial_ends_at,
-        annual=annual,
-    )
+    return _Terms(session, [subscription]).of(subscription)
 
 
 # --- reading invoices back -----------------------------------------------------------------------------------
+
+
+def invoices_json(session: Session, invoices: Sequence[Invoice]) -> list[dict[str, Any]]:
+    """Many invoices in the `invoice_json` shape, read with one query for all their lines."""
+    lines: dict[int, list[tuple[InvoiceLine, str]]] = defaultdict(list)
+    ids = [invoice.id for invoice in invoices]
+    for first in range(0, len(ids), 500):
+        query = (
+            select(InvoiceLine, Product.code)
+            .join(Product, Product.id == InvoiceLine.product_id)
+            .where(InvoiceLine.invoice_id.in_(ids[first : first + 500]))
+            .order_by(InvoiceLine.invoice_id, InvoiceLine.position)
+        )
+        for line, code in session.execute(query):
+            lines[line.invoice_id].append((line, code))
+    buyers = select(Buyer.id, Buyer.account).where(Buyer.id.in_({i.buyer_id for i in invoices}))
+    accounts = {buyer_id: account for buyer_id, account in session.execute(buyers)}
+    return [
+        _invoice_document(invoice, accounts[invoice.buyer_id], lines[invoice.id], invoice.total_cents)
+        for invoice in invoices
+    ]
+
+
+def _invoice_document(
+    invoice: Invoice, account: str, rows: Sequence[tuple[InvoiceLine, str]], total_cents: int
+) -> dict[str, Any]:
+    return {
+        "id": invoice.id,
+        "buyer": account,
+        "period": invoice.period,
+        "kind": invoice.kind,
+        "state": invoice.state,
+        "issued_at": invoice.issued_at.isoformat().replace("+00:00", "Z"),
+        "currency": invoice.currency,
+        "total": f"{from_cents(total_cents):.2f}",
+        "lines": [
+            {
+                "product": code,
+                "charge": line.charge,
+                "instance_type": line.instance_type,
+                "dimension": line.dimension,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "amount": f"{from_cents(line.amount_cents):.2f}",
+                "explain": line.explain,
+            }
+            for line, code in rows
+        ],
+    }
 
 
 def invoice_json(session: Session, invoice: Invoice, *, seller_id: int | None = None) -> dict[str, Any]:
@@ -300,28 +382,5 @@ def invoice_json(session: Session, invoice: Invoice, *, seller_id: int | None = 
         query = query.where(InvoiceLine.seller_id == seller_id)
     rows = session.execute(query).all()
     buyer = session.get_one(Buyer, invoice.buyer_id)
-    lines = [
-        {
-            "product": code,
-            "charge": line.charge,
-            "instance_type": line.instance_type,
-            "dimension": line.dimension,
-            "quantity": line.quantity,
-            "unit_price": line.unit_price,
-            "amount": f"{from_cents(line.amount_cents):.2f}",
-            "explain": line.explain,
-        }
-        for line, code in rows
-    ]
     total = invoice.total_cents if seller_id is None else sum(line.amount_cents for line, _ in rows)
-    return {
-        "id": invoice.id,
-        "buyer": buyer.account,
-        "period": invoice.period,
-        "kind": invoice.kind,
-        "state": invoice.state,
-        "issued_at": invoice.issued_at.isoformat().replace("+00:00", "Z"),
-        "currency": invoice.currency,
-        "total": f"{from_cents(total):.2f}",
-        "lines": lines,
-    }
+    return _invoice_document(invoice, buyer.account, [(line, code) for line, code in rows], total)
