@@ -87,6 +87,8 @@ class Subscription:
     annual: Sequence[Annual] = field(default_factory=tuple)
 
     def pricing_at(self, at: datetime) -> dict[str, Any]:
+        if len(self.versions) == 1:  # the common case: one price all along
+            return self.versions[0].pricing
         return applicable(self.versions, self.started_at, at).pricing
 
 

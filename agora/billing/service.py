@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from agora import clock, jobs
@@ -270,14 +270,62 @@ def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) ->
     lines_of: dict[int, list[Line]] = defaultdict(list)
     for subscription in subscriptions:
         lines_of[subscription.buyer_id] += rating.rate(catalog.of(subscription), usage.get(subscription.id, []), period)
+    issued = []
     for buyer_id in todo:
         lines = sorted(
             lines_of.get(buyer_id, []),
             key=lambda line: (line.product, line.charge, line.instance_type or "", line.dimension or ""),
         )
         if lines:
-            done[buyer_id] = _issue(session, sources[buyer_id], buyer_id, "monthly", end, lines, period)
+            issued.append((sources[buyer_id], buyer_id, lines))
+    for invoice in _issue_many(session, issued, "monthly", end, period):
+        done[invoice.buyer_id] = invoice
     return done
+
+
+def _issue_many(
+    session: Session, invoices: Sequence[tuple[str, int, Sequence[Line]]], kind: str, issued_at: datetime, period: str
+) -> list[Invoice]:
+    """Insert many invoices and their lines in two statements (a month closes 10,000 buyers at a time)."""
+    if not invoices:
+        return []
+    rows = [
+        {
+            "source": source,
+            "buyer_id": buyer_id,
+            "kind": kind,
+            "period": period,
+            "state": "finalized",
+            "currency": "USD",
+            "total_cents": sum(to_cents(line.amount) for line in lines),  # BIL-04: the sum of rounded lines
+            "issued_at": issued_at,
+            "created_at": clock.now(),
+        }
+        for source, buyer_id, lines in invoices
+    ]
+    created = session.scalars(insert(Invoice).returning(Invoice, sort_by_parameter_order=True), rows).all()
+    products = {p.code: p for p in session.scalars(select(Product))}
+    line_rows = [
+        {
+            "invoice_id": invoice.id,
+            "position": position,
+            "subscription_id": line.subscription_id,
+            "product_id": products[line.product].id,
+            "seller_id": products[line.product].seller_id,
+            "category": "software",
+            "charge": line.charge,
+            "instance_type": line.instance_type,
+            "dimension": line.dimension,
+            "quantity": rating._plain(line.quantity),
+            "unit_price": rating._plain(line.unit_price),
+            "amount_cents": to_cents(line.amount),
+            "explain": line.explain,
+        }
+        for invoice, (_, _, lines) in zip(created, invoices, strict=True)
+        for position, line in enumerate(lines)
+    ]
+    session.execute(insert(InvoiceLine), line_rows)
+    return list(created)
 
 
 class _Terms:
