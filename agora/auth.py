@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +19,7 @@ from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agora.cache import TtlCache
 from agora.config import fernet_key
 from agora.db import Database
 from agora.errors import Forbidden, Unauthorized
@@ -127,21 +127,13 @@ def access_key_secret(session: Session, access_key_id: str) -> tuple[Principal, 
 
 
 ACCESS_KEY_TTL = 2.0  # seconds: how long after revocation a process may still accept a key's signatures
-_access_keys: dict[str, tuple[float, tuple[Principal, str] | None]] = {}
+_access_keys: TtlCache[str, tuple[Principal, str] | None] = TtlCache(ACCESS_KEY_TTL)
 
 
 def access_key_secret_cached(session: Session, access_key_id: str) -> tuple[Principal, str] | None:
     """`access_key_secret`, remembered for `ACCESS_KEY_TTL` seconds per process: SDK clients sign every
     request with the same key, and this lookup would otherwise be a third of a metering request's cost."""
-    now = time.monotonic()
-    hit = _access_keys.get(access_key_id)
-    if hit is not None and now - hit[0] < ACCESS_KEY_TTL:
-        return hit[1]
-    found = access_key_secret(session, access_key_id)
-    if len(_access_keys) > 10_000:
-        _access_keys.clear()
-    _access_keys[access_key_id] = (now, found)
-    return found
+    return _access_keys.get(access_key_id, lambda: access_key_secret(session, access_key_id))
 
 
 def forget_access_keys() -> None:

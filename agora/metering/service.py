@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from agora import clock
 from agora.auth import Principal
+from agora.cache import TtlCache
 from agora.config import get_settings
 from agora.db import Database
 from agora.models import Buyer, Product, ProductRegion, Role, Subscription, UsageRecord
@@ -172,7 +173,7 @@ def _dimensions_of(pricing_json: str) -> tuple[frozenset[str], tuple[tuple[str, 
 
 
 PRODUCT_TTL = 5.0  # seconds a process trusts what it read about a product (dimensions, regions, seller)
-_products: dict[str, tuple[float, _Product | None]] = {}
+_products: TtlCache[str, _Product | None] = TtlCache(PRODUCT_TTL)
 
 
 def forget_products() -> None:
@@ -182,15 +183,7 @@ def forget_products() -> None:
 def _cached_product(session: Session, code: str) -> _Product | None:
     """Products change rarely and every record names one, so each process keeps what it read for a few
     seconds: a new dimension or region is honoured within `PRODUCT_TTL`. Subscriptions are never cached."""
-    now = time.monotonic()
-    hit = _products.get(code)
-    if hit is not None and now - hit[0] < PRODUCT_TTL:
-        return hit[1]
-    product = _load_product(session, code)
-    if len(_products) > 10_000:
-        _products.clear()
-    _products[code] = (now, product)
-    return product
+    return _products.get(code, lambda: _load_product(session, code))
 
 
 def _load_product(session: Session, code: str) -> _Product | None:

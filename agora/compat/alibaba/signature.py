@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, quote
 
+from agora.compat.errors import ProtocolError
+
 V3_ALGORITHM = "ACS3-HMAC-SHA256"
 V2_METHOD = "HMAC-SHA1"
 V2_VERSION = "1.0"
@@ -48,14 +50,10 @@ _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 _FORM = "application/x-www-form-urlencoded"
 
 
-class SignatureError(Exception):
+class SignatureError(ProtocolError):
     """A refused request; `code` and `message` are what Alibaba's error body carries as `Code` and `Message`."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+    default_status = 400
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from agora import clock
 from agora.auth import Principal, access_key_secret_cached
 from agora.compat.aws import sigv4
+from agora.compat.errors import ProtocolError
 from agora.db import Database
 from agora.metering import service as metering
 from agora.metering.service import Allocation, Problem, Reading, Source
@@ -31,14 +32,8 @@ PRODUCT_CODE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV
 INT32_MAX = 2_147_483_647
 
 
-class AwsError(Exception):
+class AwsError(ProtocolError):
     """An error answered as `{"__type": code, "message": …}` (botocore raises `client.exceptions.<code>`)."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 @dataclass(frozen=True)

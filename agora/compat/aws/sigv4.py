@@ -25,20 +25,18 @@ from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped, unuse
 from botocore.compat import HTTPHeaders  # type: ignore[import-untyped, unused-ignore]
 from botocore.credentials import Credentials  # type: ignore[import-untyped, unused-ignore]
 
+from agora.compat.errors import ProtocolError
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 _AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
 
 
-class SignatureError(Exception):
+class SignatureError(ProtocolError):
     """A refused request; `code` is the json-protocol `__type` the SDK turns into its exception class."""
 
-    def __init__(self, code: str, message: str, status: int = 403) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+    default_status = 403
 
 
 @dataclass(frozen=True)
