@@ -223,10 +223,11 @@ def ingest(
     """Check and store `readings`; one outcome per reading, in order.
 
     `principal` is the seller or buyer sending (None for the platform). `region` is the region the
-    request was addressed to (MTR-03). If any reading is refused for a problem in `fatal`, nothing is
-    stored and `BatchRefused` names the first such reading. `check_window=False` is for the platform's
-    own measurements: the 6-hour window (MTR-04) is a rule for records *sent*, and a run stopped after
-    a day writes its early hours at stop.
+    request was addressed to (MTR-03). If a check refuses a reading for a problem in `fatal`, nothing is
+    stored and `BatchRefused` names the first such reading; duplicates are settled by the insert itself
+    and come back as outcomes, so a caller that refuses a whole batch for them rolls its unit back.
+    `check_window=False` is for the platform's own measurements: the 6-hour window (MTR-04) is a rule
+    for records *sent*, and a run stopped after a day writes its early hours at stop.
     """
     prepared = prepare(
         session, principal, readings, region=region, source=source, fatal=fatal, check_window=check_window
