@@ -9,13 +9,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from agora.auth import ANY_ROLE, Principal, require
-from agora.billing import payouts, service
+from agora.billing import payouts, refunds, service
 from agora.deps import Uow
 from agora.errors import Invalid, NotFound
 from agora.models import Disbursement, Invoice, InvoiceLine, Role
+from agora.pricing.schema import Price
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 anyone = require(*ANY_ROLE)
@@ -94,3 +96,51 @@ def seller_report(period: str, session: Uow, principal: Principal = Depends(sell
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
         raise Invalid.at("period", "must be a month like 2026-03")
     return payouts.report(session, principal.id, period)
+
+
+class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    buyer_account: str = Field(pattern=r"^[0-9]{12}$")
+    buyer_email: str = Field(min_length=3, max_length=320)
+    product: str
+    periods: list[str] = Field(min_length=1, max_length=36)
+    amount: Price | None = Field(None, description="omit for a full refund of those periods' charges")
+    reason: str = Field(min_length=1, max_length=1000)
+    kind: str = Field("software", pattern="^(software|tax)$")
+
+
+@router.post("/refunds", status_code=201)
+def refund(body: RefundIn, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
+    """RFD-01: a seller-approved software refund, issued as a credit note (never more than was charged)."""
+    for n, period in enumerate(body.periods):
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+            raise Invalid.at(f"periods[{n}]", "must be a month like 2026-03")
+    if body.kind == "tax":
+        refunds.tax_refund(session, principal)
+    note = refunds.seller_refund(
+        session,
+        principal,
+        buyer_account=body.buyer_account,
+        buyer_email=body.buyer_email,
+        product_code=body.product,
+        periods=body.periods,
+        amount=body.amount,
+        reason=body.reason,
+    )
+    return service.invoice_json(session, note)
+
+
+class AnnualRefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str = Field(pattern="^(full|prorata)$")
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+@router.post("/annual-purchases/{purchase_id}/refund", status_code=201)
+def refund_annual(
+    purchase_id: int, body: AnnualRefundIn, session: Uow, principal: Principal = Depends(seller_or_operator)
+) -> dict[str, Any]:
+    """RFD-03: a full refund within 48 h (or 14 days of an auto-renewal), pro-rata within 14 days (seller)."""
+    return service.invoice_json(session, refunds.annual_refund(session, principal, purchase_id, body.mode, body.reason))

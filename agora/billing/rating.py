@@ -30,6 +30,7 @@ from agora.pricing.versions import Version, applicable
 
 HOUR = timedelta(hours=1)
 SECONDS_PER_HOUR = Decimal(3600)
+REFUND_AFTER_TRIAL = timedelta(days=7)
 PLATFORM_CHARGES = ("hourly", "training", "batch_inference", "realtime_inference")
 
 
@@ -153,6 +154,18 @@ def _in_trial(subscription: Subscription, hour: datetime) -> bool:
     return ends is not None and subscription.started_at < hour + HOUR and hour < ends
 
 
+def _refunded_after_trial(subscription: Subscription, hour: datetime) -> bool:
+    """RFD-02: a subscription cancelled within 7 days after its trial converted pays nothing for that time."""
+    converted, ended = subscription.trial_ends_at, subscription.ended_at
+    return (
+        converted is not None
+        and ended is not None
+        and converted <= ended <= converted + REFUND_AFTER_TRIAL
+        and converted <= hour + HOUR
+        and hour < ended
+    )
+
+
 def _hourly(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
     by_hour: dict[datetime, list[tuple[str, str]]] = defaultdict(list)
     for record in records:
@@ -161,6 +174,7 @@ def _hourly(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
     billed: dict[tuple[str, Decimal], list[tuple[datetime, str]]] = defaultdict(list)
     trial_free: dict[str, int] = defaultdict(int)
     annual_free: dict[str, int] = defaultdict(int)
+    trial_refund: dict[str, int] = defaultdict(int)
     for hour in sorted(by_hour):
         pricing = subscription.pricing_at(hour)
         if not _paid(pricing):
@@ -182,9 +196,25 @@ def _hourly(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
         if remaining and _in_trial(subscription, hour):
             instance_type, _ = remaining.pop(0)  # the trial frees the most expensive (SUB-01)
             trial_free[instance_type] += 1
+        if remaining and _refunded_after_trial(subscription, hour):
+            for instance_type, _ in remaining:
+                trial_refund[instance_type] += 1
+            remaining = []
         for instance_type, resource in remaining:
             billed[(instance_type, prices.get(instance_type, Decimal(0)))].append((hour, resource))
     lines = []
+    for instance_type, count in sorted(trial_refund.items()):
+        lines.append(
+            _line(
+                subscription,
+                "refund",
+                Decimal(count),
+                Decimal(0),
+                f"{count} {instance_type} h after the free trial converted, refunded automatically: cancelled "
+                f"within 7 days of the conversion [RFD-02]",
+                instance_type=instance_type,
+            )
+        )
     for (instance_type, price), hours in sorted(billed.items()):
         lines.append(
             _line(

@@ -355,7 +355,24 @@ class Simulation:
         service.accept(session, self._buyer(session, body["buyer"]), public_id, accept_eula=True)
 
     def _refund(self, session: Session, body: dict[str, Any]) -> None:
-        raise AgoraError("refunds are not supported by this version of the marketplace")
+        """RFD-01: the product's seller approves a refund of the buyer's charges for `periods`."""
+        from agora.billing import refunds
+
+        product = self._product(session, body["product"])
+        buyer = session.scalar(select(Buyer).where(Buyer.account == str(body["buyer"])))
+        if buyer is None:
+            raise AgoraError(f"no buyer account {body['buyer']}")
+        amount = body.get("amount")
+        refunds.seller_refund(
+            session,
+            self._seller_of(session, product),
+            buyer_account=buyer.account,
+            buyer_email=buyer.email,
+            product_code=product.code,
+            periods=[str(p) for p in body.get("periods") or [billing.period_of(clock.now())]],
+            amount=Decimal(str(amount)) if amount is not None else None,
+            reason=str(body.get("reason") or "refund approved by the seller"),
+        )
 
     # --- output ---------------------------------------------------------------------------------------
 
@@ -365,7 +382,7 @@ class Simulation:
                 select(Invoice)
                 .join(Buyer, Buyer.id == Invoice.buyer_id)
                 .where(Invoice.period >= first_period, Invoice.period <= last_period)
-                .order_by(Invoice.period, Buyer.account, Invoice.kind.desc(), Invoice.issued_at, Invoice.id)
+                .order_by(Invoice.period, Buyer.account, Invoice.issued_at, Invoice.id)
             ).all()
             rendered = []
             for invoice in invoices:

@@ -93,3 +93,18 @@ class DisbursementLine(Base):
     fee_percent: Mapped[str] = mapped_column(String(16))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     fee_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class Refund(Timestamped, Base):
+    """Money given back on one invoice line, issued on a credit note (RFD-01…05). The sum of a line's
+    refunds never exceeds the line (RFD-05); `kind` says which rule allowed it."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_line_id: Mapped[int] = mapped_column(ForeignKey("invoice_lines.id"), index=True)
+    credit_note_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(24))  # seller | annual_full | annual_prorata | annual_renewal
+    actor: Mapped[str] = mapped_column(String(160))
+    reason: Mapped[str] = mapped_column(Text)
