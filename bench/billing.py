@@ -198,7 +198,9 @@ def run(label: str, url: str, total: int, buyers: int) -> None:
     subscriptions = populate(db, buyers)
     loaded = load_usage(db, subscriptions, total)
     load_seconds = time.perf_counter() - began
+    print(f"{label}: {loaded:,} records, {buyers:,} buyers loaded in {load_seconds:.0f} s", flush=True)
     bare = bare_group_by(db)
+    print(f"  bare GROUP BY over the month      {bare:8.1f} s", flush=True)
     with clock.use_clock(clock.ManualClock(START + timedelta(days=32))):
         began = time.perf_counter()
         runs.close(db, PERIOD)
@@ -208,8 +210,6 @@ def run(label: str, url: str, total: int, buyers: int) -> None:
         cents = session.scalar(select(func.sum(Invoice.total_cents)).where(Invoice.kind == "monthly"))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"{label}: {loaded:,} records, {buyers:,} buyers (loaded in {load_seconds:.0f} s)\n"
-        f"  bare GROUP BY over the month      {bare:8.1f} s\n"
         f"  close the month (agora bill)      {close:8.1f} s   {loaded / close:>10,.0f} records/s"
         f"   = {close / bare:.2f} × the bare GROUP BY\n"
         f"  invoices {invoices:,}, total billed {cents / 100 if cents else 0:,.2f} USD, peak memory {peak:,.0f} MB",
