@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from agora.auth import ANY_ROLE, Principal, require
-from agora.billing import payouts, refunds, service
+from agora.billing import payouts, pdf, refunds, service
 from agora.deps import Uow
 from agora.errors import Invalid, NotFound
 from agora.models import Disbursement, Invoice, InvoiceLine, Role
@@ -73,6 +73,19 @@ def invoice(invoice_id: int, session: Uow, principal: Principal = Depends(anyone
     if found is None:
         raise NotFound(f"no invoice {invoice_id}")
     return _json(session, principal, found)
+
+
+@router.get("/invoices/{invoice_id}/pdf", response_class=Response)
+def invoice_pdf(invoice_id: int, session: Uow, principal: Principal = Depends(anyone)) -> Response:
+    """The invoice (or the caller's lines of it, for a seller) as a PDF."""
+    found = session.scalar(_visible(principal).where(Invoice.id == invoice_id))
+    if found is None:
+        raise NotFound(f"no invoice {invoice_id}")
+    return Response(
+        pdf.render(_json(session, principal, found)),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="invoice-{invoice_id}.pdf"'},
+    )
 
 
 @router.get("/disbursements")

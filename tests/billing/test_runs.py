@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 from sqlalchemy import func, insert, select
 
 from agora import clock
@@ -211,3 +213,20 @@ def test_sellers_are_paid_their_software_charges_less_the_listing_fee_once_BIL_0
     report = client.get("/api/v1/reports/2026-03", headers={"Authorization": "Bearer globex-token"}).json()
     assert report["revenue"] == [{"product": OTHER, "charge": "usage", "amount": "1.00"}]
     assert report["usage"] == [{"product": OTHER, "dimension": "users", "quantity": 100}]
+
+
+def test_an_invoice_renders_as_a_pdf_for_those_who_may_see_it(
+    db: Database, client: TestClient, manual_clock: clock.ManualClock
+) -> None:
+    manual_clock.set(T0)
+    metered_market(db, T0)
+    manual_clock.set(T0 + timedelta(days=1))
+    meter(db, SAAS, "cust-1", "users", 10)
+    manual_clock.set(datetime(2026, 4, 2, tzinfo=UTC))
+    [invoice] = runs.close(db, "2026-03")
+    response = client.get(f"/api/v1/invoices/{invoice['id']}/pdf", headers={"Authorization": "Bearer buyer-token"})
+    assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)
+    assert f"Invoice {invoice['id']}" in text and "Total: 0.10 USD" in text and "10 users" in text
+    other = client.get(f"/api/v1/invoices/{invoice['id']}/pdf", headers={"Authorization": "Bearer other-buyer-token"})
+    assert other.status_code == 404
