@@ -23,6 +23,7 @@ router = APIRouter(prefix="/api/v1", tags=["billing"])
 anyone = require(*ANY_ROLE)
 seller_or_operator = require(Role.SELLER, Role.OPERATOR)
 seller_only = require(Role.SELLER)
+operator_only = require(Role.OPERATOR)
 
 
 def _visible(principal: Principal) -> Any:
@@ -157,3 +158,21 @@ def refund_annual(
 ) -> dict[str, Any]:
     """RFD-03: a full refund within 48 h (or 14 days of an auto-renewal), pro-rata within 14 days (seller)."""
     return service.invoice_json(session, refunds.annual_refund(session, principal, purchase_id, body.mode, body.reason))
+
+
+class VoidIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+@router.post("/invoices/{invoice_id}/pay")
+def pay(invoice_id: int, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
+    """Record the buyer's payment: finalized → paid."""
+    return service.invoice_json(session, refunds.mark_paid(session, principal, invoice_id))
+
+
+@router.post("/invoices/{invoice_id}/void", status_code=201)
+def void(invoice_id: int, body: VoidIn, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
+    """Void an unpaid invoice issued in error; answers the credit note that reverses it."""
+    return service.invoice_json(session, refunds.void(session, principal, invoice_id, body.reason))

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from agora import audit, clock
 from agora.auth import Principal
 from agora.billing.service import period_of
-from agora.errors import Forbidden, Invalid, NotFound
+from agora.errors import Forbidden, Invalid, InvalidTransition, NotFound
 from agora.models import AnnualPurchase, Buyer, Invoice, InvoiceLine, Product, Refund, Role, Subscription
 from agora.money import from_cents, round_cents, to_cents
 
@@ -211,3 +211,38 @@ def annual_refund(session: Session, principal: Principal, purchase_id: int, mode
 def tax_refund(session: Session, principal: Principal) -> None:
     """RFD-04 needs a tax to refund; this marketplace calculates none."""
     raise Invalid.at("kind", "no tax was calculated on these charges, so there is no tax to refund [RFD-04]")
+
+
+def mark_paid(session: Session, principal: Principal, invoice_id: int) -> Invoice:
+    """The operator records that the buyer paid: finalized → paid."""
+    invoice = _operator_invoice(session, principal, invoice_id)
+    if invoice.state != "finalized" or invoice.kind == "credit_note":
+        raise InvalidTransition(f"invoice {invoice_id} is {invoice.state}; only a finalized invoice is paid")
+    invoice.state = "paid"
+    audit.record(session, actor=principal.actor, action="invoice.pay", target_type="invoice", target_id=invoice.id,
+                 before={"state": "finalized"}, after={"state": "paid"})  # fmt: skip
+    return invoice
+
+
+def void(session: Session, principal: Principal, invoice_id: int, reason: str) -> Invoice:
+    """An unpaid invoice issued in error: finalized → void, reversed in full by a credit note (invoices are
+    append-only; a paid one is refunded instead)."""
+    invoice = _operator_invoice(session, principal, invoice_id)
+    if invoice.state != "finalized" or invoice.kind == "credit_note":
+        raise InvalidTransition(f"invoice {invoice_id} is {invoice.state}; a paid invoice is refunded, not voided")
+    lines = session.scalars(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)).all()
+    amounts = [(line, line.amount_cents - refunded_cents(session, line.id)) for line in lines]
+    note = issue(session, principal.actor, "void", reason, [(line, cents) for line, cents in amounts if cents > 0])
+    invoice.state = "void"
+    audit.record(session, actor=principal.actor, action="invoice.void", target_type="invoice", target_id=invoice.id,
+                 before={"state": "finalized"}, after={"state": "void", "credit_note": note.id})  # fmt: skip
+    return note
+
+
+def _operator_invoice(session: Session, principal: Principal, invoice_id: int) -> Invoice:
+    if principal.role is not Role.OPERATOR:
+        raise Forbidden("invoice states are changed by the marketplace operator")
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None:
+        raise NotFound(f"no invoice {invoice_id}")
+    return invoice

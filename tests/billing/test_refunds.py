@@ -203,3 +203,42 @@ def test_the_simulation_refund_event_issues_a_credit_note_RFD_01() -> None:
     assert invoices(result)[0]["total"] == "0.40"
     [note] = invoices(result, "credit_note")
     assert (note["period"], note["total"], note["lines"][0]["charge"]) == ("2026-04", "-0.10", "refund")
+
+
+def test_the_operator_marks_invoices_paid_or_voids_an_unpaid_one_with_a_credit_note(
+    db: Database, client: TestClient, manual_clock: clock.ManualClock
+) -> None:
+    load(db, manual_clock)
+    close_march(db, manual_clock)
+    ops = {"Authorization": "Bearer ops-token"}
+    [invoice] = [
+        i
+        for i in client.get("/api/v1/invoices?period=2026-03", headers=ops).json()["invoices"]
+        if i["kind"] == "monthly"
+    ]
+    buyer_pays = client.post(f"/api/v1/invoices/{invoice['id']}/pay", headers={"Authorization": "Bearer buyer-token"})
+    assert buyer_pays.status_code == 403
+    note = client.post(f"/api/v1/invoices/{invoice['id']}/void", json={"reason": "billed twice"}, headers=ops)
+    assert note.status_code == 201 and note.json()["total"] == "-0.40"
+    again = client.post(f"/api/v1/invoices/{invoice['id']}/void", json={"reason": "again"}, headers=ops)
+    assert again.status_code == 409
+    assert client.get(f"/api/v1/invoices/{invoice['id']}", headers=ops).json()["state"] == "void"
+    assert client.post(f"/api/v1/invoices/{invoice['id']}/pay", headers=ops).status_code == 409
+
+
+def test_a_paid_invoice_is_refunded_not_voided(
+    db: Database, client: TestClient, manual_clock: clock.ManualClock
+) -> None:
+    load(db, manual_clock)
+    close_march(db, manual_clock)
+    ops = {"Authorization": "Bearer ops-token"}
+    [invoice] = [
+        i
+        for i in client.get("/api/v1/invoices?period=2026-03", headers=ops).json()["invoices"]
+        if i["kind"] == "monthly"
+    ]
+    paid = client.post(f"/api/v1/invoices/{invoice['id']}/pay", headers=ops)
+    assert paid.status_code == 200 and paid.json()["state"] == "paid"
+    voided = client.post(f"/api/v1/invoices/{invoice['id']}/void", json={"reason": "late"}, headers=ops)
+    assert voided.status_code == 409 and "refunded" in voided.json()["detail"]
+    assert post(client, "acme-token", REFUND).status_code == 201
