@@ -115,8 +115,6 @@ def records(subscriptions: list[tuple[int, int, str]], total: int) -> Iterator[t
     """Usage rows in arrival (time) order, as the ingestion service would have stored them."""
     per = max(1, total // len(subscriptions))
     start = int(START.timestamp())
-    product_id = {how: n for n, how in enumerate(("usage", "hourly", "ml", "tiered"))}  # only for spread
-    del product_id
     slots = [(k * HOURS) // per for k in range(per)]  # each subscription's records spread over the month
     n = 0
     for k in range(per):

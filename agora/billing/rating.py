@@ -46,18 +46,6 @@ class Line:
     explain: str
     subscription_id: int | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "product": self.product,
-            "charge": self.charge,
-            "instance_type": self.instance_type,
-            "dimension": self.dimension,
-            "quantity": _plain(self.quantity),
-            "unit_price": _plain(self.unit_price),
-            "amount": f"{self.amount:.2f}",
-            "explain": self.explain,
-        }
-
 
 @dataclass(frozen=True)
 class Usage:
@@ -115,9 +103,9 @@ def rate(subscription: Subscription, usage: Iterable[Usage], period: str) -> lis
     return [line for line in lines if line.quantity or line.amount]
 
 
-def _plain(value: Decimal) -> str:
-    text = format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
-    return text
+def decimal_text(value: Decimal) -> str:
+    """An exact decimal as invoices show it: whole numbers without a fraction ("4"), others as they are."""
+    return format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
 
 
 def _paid(pricing: dict[str, Any]) -> bool:

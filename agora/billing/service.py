@@ -111,54 +111,13 @@ def invoice_offer_instalment(session: Session, subscription: Subscription, offer
 
 
 def _issue(
-    session: Session,
-    source: str,
-    buyer_id: int,
-    kind: str,
-    issued_at: datetime,
-    lines: Sequence[Line],
-    period: str | None = None,
+    session: Session, source: str, buyer_id: int, kind: str, issued_at: datetime, lines: Sequence[Line]
 ) -> Invoice:
     """Create the invoice of `source` once; asking again returns the one already issued."""
-    existing = session.scalar(select(Invoice).where(Invoice.source == source)) if kind != "monthly" else None
+    existing = session.scalar(select(Invoice).where(Invoice.source == source))
     if existing is not None:
         return existing
-    invoice = Invoice(
-        source=source,
-        buyer_id=buyer_id,
-        kind=kind,
-        period=period or period_of(issued_at),
-        state="finalized",
-        currency="USD",
-        total_cents=sum(to_cents(line.amount) for line in lines),  # BIL-04: the sum of rounded lines
-        issued_at=issued_at,
-    )
-    session.add(invoice)
-    session.flush()
-    products: dict[str, Product] = session.info.setdefault("billing_products_by_code", {})
-    for position, line in enumerate(lines):
-        product = (
-            products.get(line.product) or session.scalars(select(Product).where(Product.code == line.product)).one()
-        )
-        products[line.product] = product
-        session.add(
-            InvoiceLine(
-                invoice_id=invoice.id,
-                position=position,
-                subscription_id=line.subscription_id,
-                product_id=product.id,
-                seller_id=product.seller_id,
-                category="software",
-                charge=line.charge,
-                instance_type=line.instance_type,
-                dimension=line.dimension,
-                quantity=rating._plain(line.quantity),
-                unit_price=rating._plain(line.unit_price),
-                amount_cents=to_cents(line.amount),
-                explain=line.explain,
-            )
-        )
-    session.flush()
+    [invoice] = _issue_many(session, [(source, buyer_id, lines)], kind, issued_at, period_of(issued_at))
     return invoice
 
 
@@ -316,8 +275,8 @@ def _issue_many(
             "charge": line.charge,
             "instance_type": line.instance_type,
             "dimension": line.dimension,
-            "quantity": rating._plain(line.quantity),
-            "unit_price": rating._plain(line.unit_price),
+            "quantity": rating.decimal_text(line.quantity),
+            "unit_price": rating.decimal_text(line.unit_price),
             "amount_cents": to_cents(line.amount),
             "explain": line.explain,
         }
@@ -363,11 +322,6 @@ class _Terms:
             trial_ends_at=subscription.trial_ends_at,
             annual=self.annual.get(subscription.id, []),
         )
-
-
-def terms(session: Session, subscription: Subscription) -> rating.Subscription:
-    """What the rating core needs to know about a subscription."""
-    return _Terms(session, [subscription]).of(subscription)
 
 
 # --- reading invoices back -----------------------------------------------------------------------------------
