@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal, NamedTuple
 
 from agora.money import round_cents
+from agora.pricing.changes import price_change_applies_from
 from agora.pricing.versions import Version, applicable
 
 HOUR = timedelta(hours=1)
@@ -47,14 +49,16 @@ class Line:
     subscription_id: int | None = None
 
 
-@dataclass(frozen=True)
-class Usage:
-    """Usage of one subscription, as stored: `hour` is the record's period start (UTC)."""
+class Usage(NamedTuple):
+    """Usage of one subscription: a stored record (`hour` is its period start, UTC), or records summed
+    at a coarser grain (`grain`) whose starts run from `hour` to `last` and which number `records`."""
 
     hour: datetime
     dimension: str
     quantity: int
     resource: str = ""
+    last: datetime | None = None
+    records: int = 1
 
 
 @dataclass(frozen=True)
@@ -93,14 +97,60 @@ def rate(subscription: Subscription, usage: Iterable[Usage], period: str) -> lis
     """The monthly invoice lines of one subscription for `period` (YYYY-MM), in a stable order."""
     start, end = month_bounds(period)
     records = [u for u in usage if start <= u.hour < end]
-    lines: list[Line] = []
-    lines += _hourly(subscription, [u for u in records if u.dimension.startswith("hourly:")])
-    lines += _monthly(subscription, start, end)
-    lines += _ml(subscription, [u for u in records if u.dimension.partition(":")[0] in PLATFORM_CHARGES[1:]])
-    metered = [u for u in records if u.dimension.partition(":")[0] not in PLATFORM_CHARGES]
-    lines += _usage(subscription, metered)
-    lines += _tiered(subscription, metered)
+    hourly, ml, metered = _split(records)
+    lines = _hourly(subscription, hourly) + _monthly(subscription, start, end) + _ml(subscription, ml)
+    lines += _usage(subscription, metered) + _tiered(subscription, metered)
     return [line for line in lines if line.quantity or line.amount]
+
+
+def _split(records: Iterable[Usage]) -> tuple[list[Usage], list[Usage], list[Usage]]:
+    """Instance-hours, ML seconds, and the dimensions sellers and platform items meter."""
+    hourly: list[Usage] = []
+    ml: list[Usage] = []
+    metered: list[Usage] = []
+    for record in records:
+        kind = record.dimension.partition(":")[0]
+        (hourly if kind == "hourly" else ml if kind in PLATFORM_CHARGES else metered).append(record)
+    return hourly, ml, metered
+
+
+def rate_late(subscription: Subscription, usage: Iterable[Usage], period: str) -> list[Line]:
+    """Lines for usage of earlier months that was stored after its month had closed, billed with `period`
+    (BIL-03). Each record is rated at the prices of its own hour; there is no fee in them."""
+    by_month: dict[str, list[Usage]] = defaultdict(list)
+    for record in usage:
+        by_month[f"{record.hour:%Y-%m}"].append(record)
+    lines = []
+    for own, records in sorted(by_month.items()):
+        hourly, ml, metered = _split(records)
+        note = f"; usage of {own} stored after {own} had closed, billed in {period} [BIL-03]"
+        own_lines = _hourly(subscription, hourly) + _ml(subscription, ml)
+        own_lines += _usage(subscription, metered) + _tiered(subscription, metered)
+        lines += [replace(line, explain=line.explain + note) for line in own_lines]
+    return [line for line in lines if line.quantity or line.amount]
+
+
+Grain = Literal["hour", "day", "month"]
+
+
+def grain(subscription: Subscription, period: str) -> Grain:
+    """The coarsest grain at which a month's usage of `subscription` can be summed before rating without
+    changing a cent: `hour` when coverage is decided hour by hour (a trial, its RFD-02 week, annual
+    purchases), when its price changes inside the month, or for hourly tiers; `day` for daily tiers;
+    else `month` (instance-hours are then still kept per instance, for the explanation)."""
+    start, end = month_bounds(period)
+    if subscription.trial_ends_at is not None and subscription.trial_ends_at + REFUND_AFTER_TRIAL > start:
+        return "hour"
+    if any(a.starts_at < end and start < a.ends_at for a in subscription.annual):
+        return "hour"
+    for version in sorted(subscription.versions, key=lambda v: v.number)[1:]:
+        switch = max(version.noticed_at, price_change_applies_from(subscription.started_at, version.noticed_at))
+        if start < switch < end:
+            return "hour"
+    tiered = subscription.pricing_at(max(start, subscription.started_at)).get("tiered")
+    if tiered:
+        return "hour" if tiered["period"] == "hour" else "day"
+    return "month"
 
 
 def decimal_text(value: Decimal) -> str:
@@ -156,10 +206,21 @@ def _refunded_after_trial(subscription: Subscription, hour: datetime) -> bool:
 
 def _hourly(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
     by_hour: dict[datetime, list[tuple[str, str]]] = defaultdict(list)
+    # (first hour, last hour, instance-hours, resource) billed per instance type and price
+    billed: dict[tuple[str, Decimal], list[tuple[datetime, datetime, int, str]]] = defaultdict(list)
     for record in records:
-        for _ in range(record.quantity):
-            by_hour[record.hour].append((record.dimension.partition(":")[2], record.resource))
-    billed: dict[tuple[str, Decimal], list[tuple[datetime, str]]] = defaultdict(list)
+        instance_type = record.dimension.partition(":")[2]
+        if record.last is None or record.last == record.hour:
+            for _ in range(record.quantity):
+                by_hour[record.hour].append((instance_type, record.resource))
+            continue
+        # Hours summed by the close: only done where nothing is decided hour by hour (`grain`).
+        if _coverage_between(subscription, record.hour, record.last):
+            raise ValueError(f"usage of subscription {subscription.id} summed across hours that need coverage")
+        pricing = subscription.pricing_at(record.hour)
+        if _paid(pricing):
+            price = Decimal((pricing.get("hourly") or {}).get(instance_type, 0))
+            billed[(instance_type, price)].append((record.hour, record.last, record.quantity, record.resource))
     trial_free: dict[str, int] = defaultdict(int)
     annual_free: dict[str, int] = defaultdict(int)
     trial_refund: dict[str, int] = defaultdict(int)
@@ -189,7 +250,7 @@ def _hourly(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
                 trial_refund[instance_type] += 1
             remaining = []
         for instance_type, resource in remaining:
-            billed[(instance_type, prices.get(instance_type, Decimal(0)))].append((hour, resource))
+            billed[(instance_type, prices.get(instance_type, Decimal(0)))].append((hour, hour, 1, resource))
     lines = []
     for instance_type, count in sorted(trial_refund.items()):
         lines.append(
@@ -208,7 +269,7 @@ def _hourly(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
             _line(
                 subscription,
                 "hourly",
-                Decimal(len(hours)),
+                Decimal(sum(count for _, _, count, _ in hours)),
                 price,
                 _hourly_explain(instance_type, hours, trial_free[instance_type], annual_free[instance_type]),
                 instance_type=instance_type,
@@ -217,14 +278,27 @@ def _hourly(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
     return lines
 
 
-def _hourly_explain(instance_type: str, hours: list[tuple[datetime, str]], trial: int, annual: int) -> str:
-    runs: dict[str, list[datetime]] = defaultdict(list)
-    for hour, resource in hours:
-        runs[resource.partition("#")[0] or "instance"].append(hour)
+def _coverage_between(subscription: Subscription, first: datetime, last: datetime) -> bool:
+    """Whether a trial, its RFD-02 week or an annual purchase touches any clock hour from `first` to `last`."""
+    ends = subscription.trial_ends_at
+    if ends is not None and subscription.started_at <= last + HOUR and first < ends + REFUND_AFTER_TRIAL:
+        return True
+    return any(a.starts_at <= last and first < a.ends_at for a in subscription.annual)
+
+
+def _hourly_explain(
+    instance_type: str, hours: list[tuple[datetime, datetime, int, str]], trial: int, annual: int
+) -> str:
+    runs: dict[str, tuple[datetime, datetime, int]] = {}
+    for first, last, count, resource in hours:
+        instance = resource.partition("#")[0] or "instance"
+        seen = runs.get(instance)
+        runs[instance] = (
+            (first, last, count) if seen is None else (min(seen[0], first), max(seen[1], last), seen[2] + count)
+        )
     parts = []
-    for instance, started in sorted(runs.items()):
-        first, last = min(started), max(started)
-        parts.append(f"{instance} {_hour_label(first)}–{(last + HOUR):%H:00}, {len(started)} h")
+    for instance, (first, last, count) in sorted(runs.items()):
+        parts.append(f"{instance} {_hour_label(first)}–{(last + HOUR):%H:00}, {count} h")
     covered = []
     if trial:
         covered.append(f"this month the free trial covered {trial} other {instance_type} h [SUB-01]")
@@ -265,14 +339,17 @@ def _monthly(subscription: Subscription, start: datetime, end: datetime) -> list
 def _usage(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
     totals: dict[tuple[str, Decimal], int] = defaultdict(int)
     hours: dict[tuple[str, Decimal], int] = defaultdict(int)
+    rates_of: dict[int, dict[str, Decimal]] = {}  # per pricing document
     for record in records:
         pricing = subscription.pricing_at(record.hour)
-        if not _paid(pricing) or not pricing.get("usage"):
-            continue
-        rates = {d["name"]: Decimal(d["rate"]) for d in pricing["usage"]["dimensions"]}
-        if record.dimension in rates:
-            totals[(record.dimension, rates[record.dimension])] += record.quantity
-            hours[(record.dimension, rates[record.dimension])] += 1
+        rates = rates_of.get(id(pricing))
+        if rates is None:
+            usage = pricing.get("usage") if _paid(pricing) else None
+            rates = rates_of[id(pricing)] = {d["name"]: Decimal(d["rate"]) for d in (usage or {}).get("dimensions", [])}
+        rate = rates.get(record.dimension)
+        if rate is not None:
+            totals[(record.dimension, rate)] += record.quantity
+            hours[(record.dimension, rate)] += record.records
     return [
         _line(
             subscription,
@@ -288,42 +365,52 @@ def _usage(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
 
 def graduated(quantity: int, tiers: Sequence[dict[str, Any]]) -> list[tuple[int, Decimal]]:
     """PRC-13: units per tier; each tier's bound is an inclusive upper bound on the cumulative usage."""
+    return _graduated(quantity, tuple(_bounds(tiers)))
+
+
+def _bounds(tiers: Sequence[dict[str, Any]]) -> list[tuple[int | None, Decimal]]:
+    return [(None if t.get("up_to") is None else int(t["up_to"]), Decimal(t["price"])) for t in tiers]
+
+
+def _graduated(quantity: int, tiers: Sequence[tuple[int | None, Decimal]]) -> list[tuple[int, Decimal]]:
     parts = []
     below = 0
-    for tier in tiers:
-        up_to = tier.get("up_to")
-        top = quantity if up_to is None else min(quantity, int(up_to))
+    for up_to, price in tiers:
+        top = quantity if up_to is None else min(quantity, up_to)
         if top > below:
-            parts.append((top - below, Decimal(tier["price"])))
+            parts.append((top - below, price))
             below = top
-        if up_to is None or quantity <= int(up_to):
+        if up_to is None or quantity <= up_to:
             break
     return parts
 
 
 def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
     per_period: dict[tuple[str, datetime], int] = defaultdict(int)
-    tiers_of: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
+    tiers_of: dict[tuple[str, datetime], tuple[tuple[int | None, Decimal], ...]] = {}
+    # per pricing document: its tiered items' bounds, and whether tiers run per day (else per hour)
+    terms: dict[int, tuple[dict[str, tuple[tuple[int | None, Decimal], ...]], bool]] = {}
     for record in records:
         pricing = subscription.pricing_at(record.hour)
-        tiered = pricing.get("tiered")
-        if not _paid(pricing) or not tiered:
+        known = terms.get(id(pricing))
+        if known is None:
+            tiered = (pricing.get("tiered") if _paid(pricing) else None) or {}
+            items = {item["name"]: tuple(_bounds(item["tiers"])) for item in tiered.get("items", [])}
+            known = terms[id(pricing)] = (items, tiered.get("period") == "day")
+        items, daily = known
+        bounds = items.get(record.dimension)
+        if bounds is None:
             continue
-        items = {item["name"]: item for item in tiered["items"]}
-        if record.dimension not in items:
-            continue
-        period_start = record.hour.replace(minute=0, second=0, microsecond=0)
-        if tiered["period"] == "day":
-            period_start = period_start.replace(hour=0)
-        key = (record.dimension, period_start)
+        key = (record.dimension, _period_start(record.hour, daily))
         per_period[key] += record.quantity
-        tiers_of.setdefault(key, items[record.dimension]["tiers"])
+        if key not in tiers_of:  # the first record's tiers govern its period
+            tiers_of[key] = bounds
     totals: dict[tuple[str, Decimal], int] = defaultdict(int)
     periods: dict[str, int] = defaultdict(int)
-    for (item, _), quantity in per_period.items():
-        periods[item] += 1
-        for units, price in graduated(quantity, tiers_of[(item, _)]):
-            totals[(item, price)] += units
+    for key, quantity in per_period.items():
+        periods[key[0]] += 1
+        for units, price in _graduated(quantity, tiers_of[key]):
+            totals[(key[0], price)] += units
     return [
         _line(
             subscription,
@@ -336,6 +423,12 @@ def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
         )
         for (item, price), units in sorted(totals.items(), key=lambda kv: (kv[0][0], -kv[0][1]))
     ]
+
+
+@lru_cache(maxsize=65536)
+def _period_start(hour: datetime, daily: bool) -> datetime:
+    """The tier period an instant falls in: its clock hour, or its UTC day."""
+    return hour.replace(hour=0 if daily else hour.hour, minute=0, second=0, microsecond=0)
 
 
 def _ml(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:

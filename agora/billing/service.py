@@ -15,15 +15,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import Table, delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from agora import clock, jobs
 from agora.billing import rating
 from agora.billing.rating import Line, month_bounds
-from agora.metering.service import from_epoch
+from agora.metering.service import from_epoch, periods_lock
 from agora.models import (
     AnnualPurchase,
+    BillingPeriod,
     Buyer,
     Contract,
     ContractCharge,
@@ -38,6 +39,7 @@ from agora.money import from_cents, round_cents, to_cents
 from agora.pricing.service import versions
 from agora.pricing.versions import Version
 
+LINES: Table = InvoiceLine.__table__  # type: ignore[assignment]
 CLOSE_DELAY = timedelta(hours=24)  # BIL-03: a period closes 24 hours after its end
 
 
@@ -140,27 +142,25 @@ def schedule_close(session: Session, period: str) -> None:
 
 @jobs.handler("billing.close_period")
 def close_period(session: Session, payload: dict[str, Any]) -> None:
-    """Sum the month's usage once, then one invoice job per buyer; and schedule next month's run."""
+    """Mark the month closed, sum its usage once, then one invoice job per batch of buyers; and schedule
+    next month's run. Usage of the month stored from now on is billed in the next one (BIL-03)."""
     period = payload["period"]
     start, end = month_bounds(period)
+    periods_lock(session, shared=False)
+    if session.get(BillingPeriod, period) is None:
+        session.add(BillingPeriod(period=period, closed_at=clock.now()))
+        session.flush()
+    active = (Subscription.started_at < end) & ((Subscription.ended_at.is_(None)) | (Subscription.ended_at > start))
+    subscriptions = session.scalars(select(Subscription).where(active)).all()
+    catalog = _Terms(session, subscriptions)
+    grains: dict[str, list[int]] = defaultdict(list)
+    for subscription in subscriptions:
+        grains[rating.grain(catalog.of(subscription), period)].append(subscription.id)
     session.execute(delete(UsageRollup).where(UsageRollup.period == period))
-    session.execute(
-        text(
-            "INSERT INTO usage_rollups (period, buyer_id, subscription_id, hour, dimension, resource, quantity) "
-            "SELECT :period, buyer_id, subscription_id, period_start - (period_start % 3600), dimension, resource, "
-            "SUM(quantity) FROM usage_records WHERE period_start >= :start AND period_start < :end "
-            "GROUP BY buyer_id, subscription_id, period_start - (period_start % 3600), dimension, resource"
-        ),
-        {"period": period, "start": int(start.timestamp()), "end": int(end.timestamp())},
-    )
+    session.execute(_rollup_sql(grains), {"period": period, "start": _epoch(start), "end": _epoch(end), "late": False})
+    session.execute(_LATE_ROLLUP, {"period": period, "billed_in": period, "late": True})
     buyers = set(session.scalars(select(UsageRollup.buyer_id).where(UsageRollup.period == period).distinct()))
-    buyers |= set(
-        session.scalars(
-            select(Subscription.buyer_id).where(
-                Subscription.started_at < end, (Subscription.ended_at.is_(None)) | (Subscription.ended_at > start)
-            )
-        )
-    )
+    buyers |= {subscription.buyer_id for subscription in subscriptions}
     ordered = sorted(buyers)
     for first in range(0, len(ordered), BUYERS_PER_JOB):
         chunk = ordered[first : first + BUYERS_PER_JOB]
@@ -180,6 +180,47 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
         run_at=clock.now() + timedelta(hours=1),
         dedupe_key=f"disburse:{period}",
     )
+
+
+def _epoch(instant: datetime) -> int:
+    return int(instant.timestamp())
+
+
+_ROLLUP_COLUMNS = "period, buyer_id, subscription_id, hour, last_hour, dimension, resource, quantity, records, late"
+# Instance-hours keep their instance (the explanation lists runs); other usage is summed across resources.
+_RESOURCE = "CASE WHEN dimension LIKE 'hourly:%' THEN resource ELSE '' END"
+
+
+def _rollup_sql(grains: dict[str, list[int]]) -> Any:
+    """The month's usage summed per subscription at its grain (`rating.grain`), in one pass. A subscription
+    the close did not classify keeps the finest grain, an hour, which is always exact."""
+    cases = []
+    for grain, width in (("month", None), ("day", 86400)):
+        if grains.get(grain):
+            ids = ", ".join(str(int(i)) for i in grains[grain])
+            bucket = "0" if width is None else f"period_start - (period_start % {width})"
+            cases.append(f"WHEN subscription_id IN ({ids}) THEN {bucket}")
+    bucket = (
+        f"CASE {' '.join(cases)} ELSE period_start - (period_start % 3600) END"
+        if cases
+        else "period_start - (period_start % 3600)"
+    )
+    return text(
+        f"INSERT INTO usage_rollups ({_ROLLUP_COLUMNS}) "
+        f"SELECT :period, MAX(buyer_id), subscription_id, MIN(period_start), MAX(period_start), dimension, "
+        f"{_RESOURCE}, SUM(quantity), COUNT(*), :late FROM usage_records "
+        "WHERE period_start >= :start AND period_start < :end AND billed_in IS NULL "
+        f"GROUP BY subscription_id, {bucket}, dimension, {_RESOURCE}"
+    )
+
+
+# Usage of earlier months stored after they closed, carried into this one: per hour (BIL-03).
+_LATE_ROLLUP = text(
+    f"INSERT INTO usage_rollups ({_ROLLUP_COLUMNS}) "
+    f"SELECT :period, MAX(buyer_id), subscription_id, MIN(period_start), MAX(period_start), dimension, "
+    f"{_RESOURCE}, SUM(quantity), COUNT(*), :late FROM usage_records WHERE billed_in = :billed_in "
+    f"GROUP BY subscription_id, period_start - (period_start % 3600), dimension, {_RESOURCE}"
+)
 
 
 BUYERS_PER_JOB = 200  # per-buyer work, batched so a month of 10,000 buyers is 50 jobs, not 10,000
@@ -209,26 +250,39 @@ def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) ->
     if not todo:
         return done
     usage: dict[int, list[rating.Usage]] = defaultdict(list)
-    for subscription_id, hour, dimension, resource, quantity in session.execute(
+    late: dict[int, list[rating.Usage]] = defaultdict(list)
+    instants: dict[int, datetime] = {}
+    rows = session.connection().execute(  # Core, not ORM: a month of rows is read here
         select(
             UsageRollup.subscription_id,
             UsageRollup.hour,
+            UsageRollup.last_hour,
             UsageRollup.dimension,
             UsageRollup.resource,
             UsageRollup.quantity,
+            UsageRollup.records,
+            UsageRollup.late,
         ).where(UsageRollup.period == period, UsageRollup.buyer_id.in_(todo))
-    ):
-        usage[subscription_id].append(rating.Usage(from_epoch(hour), dimension, quantity, resource))
+    )
+    for subscription_id, hour, last_hour, dimension, resource, quantity, records, is_late in rows:
+        first = instants.get(hour) or instants.setdefault(hour, from_epoch(hour))
+        last = instants.get(last_hour) or instants.setdefault(last_hour, from_epoch(last_hour))
+        (late if is_late else usage)[subscription_id].append(
+            rating.Usage(first, dimension, quantity, resource, last, records)
+        )
     active = (Subscription.started_at < end) & ((Subscription.ended_at.is_(None)) | (Subscription.ended_at > start))
     subscriptions = session.scalars(
         select(Subscription)
-        .where(Subscription.buyer_id.in_(todo), active | Subscription.id.in_(list(usage)))
+        .where(Subscription.buyer_id.in_(todo), active | Subscription.id.in_([*usage, *late]))
         .order_by(Subscription.id)
     ).all()
     catalog = _Terms(session, subscriptions)
     lines_of: dict[int, list[Line]] = defaultdict(list)
     for subscription in subscriptions:
-        lines_of[subscription.buyer_id] += rating.rate(catalog.of(subscription), usage.get(subscription.id, []), period)
+        terms = catalog.of(subscription)
+        lines_of[subscription.buyer_id] += rating.rate(terms, usage.get(subscription.id, []), period)
+        if subscription.id in late:
+            lines_of[subscription.buyer_id] += rating.rate_late(terms, late[subscription.id], period)
     issued = []
     for buyer_id in todo:
         lines = sorted(
@@ -283,7 +337,7 @@ def _issue_many(
         for invoice, (_, _, lines) in zip(created, invoices, strict=True)
         for position, line in enumerate(lines)
     ]
-    session.execute(insert(InvoiceLine), line_rows)
+    session.execute(insert(LINES), line_rows)
     return list(created)
 
 

@@ -20,7 +20,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from agora import clock
@@ -28,7 +28,7 @@ from agora.auth import Principal
 from agora.cache import TtlCache
 from agora.config import get_settings
 from agora.db import Database
-from agora.models import Buyer, Product, ProductRegion, Role, Subscription, UsageRecord
+from agora.models import BillingPeriod, Buyer, Product, ProductRegion, Role, Subscription, UsageRecord
 from agora.pricing.schema import PricingDocument
 
 WINDOW = timedelta(hours=6)  # MTR-04: the 6 hours before receipt
@@ -328,6 +328,10 @@ def store(session: Session, prepared: Prepared) -> list[Outcome]:
     rows, row_index, readings = prepared.rows, prepared.row_index, prepared.readings
     outcomes = list(prepared.outcomes)
     stored = _insert(session, rows)
+    month = clock.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    earlier = [row for row in rows if row["period_start"] < epoch(month) and row["record_id"] in stored]
+    if earlier:  # a month may have closed since these hours: they are then billed in the next open one
+        carry_late(session, earlier)
     settled: dict[tuple[int, int, str, str], tuple[int, str]] = {}
     for row, index in zip(rows, row_index, strict=True):
         if row["record_id"] in stored:
@@ -347,6 +351,63 @@ def store(session: Session, prepared: Prepared) -> list[Outcome]:
 
 
 _TOKEN_REUSED = "this client token was already used for a different record"
+
+
+# --- late usage (BIL-03) ---------------------------------------------------------------------------------
+
+_PERIODS_LOCK = 0x4147_4F52_4101  # PostgreSQL advisory lock between closing a month and storing its usage
+
+
+def periods_lock(session: Session, *, shared: bool) -> None:
+    """Closing a month takes this exclusively and storing usage of an earlier month takes it shared, so
+    every record of a month is either in that month's close or finds the month closed and is carried (on
+    PostgreSQL; SQLite runs one writer at a time, which gives the same). Held until the commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        session.execute(text(f"SELECT {function}(:key)"), {"key": _PERIODS_LOCK})
+
+
+def carry_late(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Records just stored for an earlier month: those whose month has closed are billed in the first
+    open month after it (`billed_in`); the others wait for their own month's close."""
+    periods_lock(session, shared=True)
+    months = {row["period_start"]: f"{from_epoch(row['period_start']):%Y-%m}" for row in rows}
+    closed = set(session.scalars(select(BillingPeriod.period).where(BillingPeriod.period >= min(months.values()))))
+    if not closed.intersection(months.values()):
+        return
+    c = USAGE.c
+    statement = (
+        update(USAGE)
+        .where(
+            c.period_start == bindparam("k_start"),
+            c.subscription_id == bindparam("k_subscription"),
+            c.dimension == bindparam("k_dimension"),
+            c.resource == bindparam("k_resource"),
+        )
+        .values(billed_in=bindparam("k_billed_in"))
+    )
+    late = []
+    for row in rows:
+        own = months[row["period_start"]]
+        if own in closed:
+            target = _month_after(own)
+            while target in closed:
+                target = _month_after(target)
+            late.append(
+                {
+                    "k_start": row["period_start"],
+                    "k_subscription": row["subscription_id"],
+                    "k_dimension": row["dimension"],
+                    "k_resource": row["resource"],
+                    "k_billed_in": target,
+                }
+            )
+    session.connection().execute(statement, late)
+
+
+def _month_after(period: str) -> str:
+    year, month = (int(part) for part in period.split("-"))
+    return f"{year + (month == 12):04d}-{month % 12 + 1:02d}"
 
 
 def _by_client_token(session: Session, readings: Sequence[Reading]) -> dict[str, tuple[Any, ...]]:

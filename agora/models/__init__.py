@@ -2,7 +2,15 @@
 
 from agora.models.audit import AuditEvent
 from agora.models.base import Base
-from agora.models.billing import Disbursement, DisbursementLine, Invoice, InvoiceLine, Refund, UsageRollup
+from agora.models.billing import (
+    BillingPeriod,
+    Disbursement,
+    DisbursementLine,
+    Invoice,
+    InvoiceLine,
+    Refund,
+    UsageRollup,
+)
 from agora.models.catalog import ChangeRequest, Product, ProductAsset, ProductRegion, SearchDocument
 from agora.models.contracts import AnnualPurchase, Contract, ContractCharge, Entitlement
 from agora.models.identities import AccessKey, ApiToken, Buyer, Operator, Role, Seller, TaxForm
@@ -20,6 +28,7 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "Base",
+    "BillingPeriod",
     "Buyer",
     "ChangeRequest",
     "Contract",

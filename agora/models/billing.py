@@ -50,9 +50,12 @@ class InvoiceLine(Base):
 
 
 class UsageRollup(Base):
-    """A closed month's usage, summed per subscription, hour, dimension and resource in one pass over
-    `usage_records` (BIL-03). Per-buyer invoice jobs read their rows through the (period, buyer) index, so
-    the month's records are scanned once, not once per buyer."""
+    """A closed month's usage, summed in one pass over `usage_records` (BIL-03) at the grain each
+    subscription's rating needs (`rating.grain`): per clock hour, per day, or the whole month, and per
+    resource only for instance-hours. `hour` and `last_hour` are the first and last record start summed into
+    the row, `records` how many records it sums. `late` rows are records of an earlier, already closed
+    period carried into this one. Per-buyer invoice jobs read their rows through the (period, buyer)
+    index, so the month's records are scanned once, not once per buyer."""
 
     __tablename__ = "usage_rollups"
     __table_args__ = (Index("ix_usage_rollups_period_buyer", "period", "buyer_id"),)
@@ -62,9 +65,22 @@ class UsageRollup(Base):
     buyer_id: Mapped[int] = mapped_column()
     subscription_id: Mapped[int] = mapped_column()
     hour: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
+    last_hour: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
     dimension: Mapped[str] = mapped_column(String(160))
     resource: Mapped[str] = mapped_column(String(128))
     quantity: Mapped[int] = mapped_column(BigInteger)
+    records: Mapped[int] = mapped_column(BigInteger)
+    late: Mapped[bool] = mapped_column(default=False)
+
+
+class BillingPeriod(Base):
+    """A closed month (BIL-03). Usage stored for a closed month afterwards is billed in the next open one
+    (`usage_records.billed_in`)."""
+
+    __tablename__ = "billing_periods"
+
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    closed_at: Mapped[datetime] = mapped_column()
 
 
 class Disbursement(Timestamped, Base):

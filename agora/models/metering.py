@@ -38,6 +38,13 @@ class UsageRecord(Base):
             sqlite_where=text("client_token IS NOT NULL"),
             postgresql_where=text("client_token IS NOT NULL"),
         ),
+        # Records stored after their month closed, billed in a later one (BIL-03): few, so a partial index.
+        Index(
+            "ix_usage_records_billed_in",
+            "billed_in",
+            sqlite_where=text("billed_in IS NOT NULL"),
+            postgresql_where=text("billed_in IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
@@ -54,6 +61,7 @@ class UsageRecord(Base):
     received_at: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
     allocations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     client_token: Mapped[str | None] = mapped_column(String(64))
+    billed_in: Mapped[str | None] = mapped_column(String(7))  # YYYY-MM, set when its own month had closed
 
 
 class InstanceRun(Timestamped, Base):

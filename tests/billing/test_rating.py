@@ -282,3 +282,69 @@ def test_property_splitting_a_period_s_usage_across_records_never_changes_the_to
         shares[0] += q - sum(shares)
         parts += [Usage(at(2, h % 24, k), "queries", share) for k, share in enumerate(shares)]
     assert total(rate(sub(TIERED), whole, "2026-03")) == total(rate(sub(TIERED), parts, "2026-03"))
+
+
+# --- the close sums usage at each subscription's grain; rating the sums must change nothing -----------------
+
+MIXED = {
+    "hourly": {"m5.large": "0.10", "m5.xlarge": "0.20"},
+    "usage": {"category": "users", "dimensions": [{"name": "users", "description": "U", "unit": "U", "rate": "0.013"}]},
+    "ml": {"training": {"ml.m5.large": "1.07"}},
+}
+
+
+def _rolled(usage: list[Usage], width: int | None) -> list[Usage]:
+    """What `billing.service._rollup_sql` stores for a grain: sums per bucket, dimension and (for
+    instance-hours only) resource, keeping the first and last start and the record count."""
+    groups: dict[tuple[int, str, str], list[Usage]] = {}
+    for u in usage:
+        seconds = int(u.hour.timestamp())
+        bucket = 0 if width is None else seconds - seconds % width
+        resource = u.resource if u.dimension.startswith("hourly:") else ""
+        groups.setdefault((bucket, u.dimension, resource), []).append(u)
+    return [
+        Usage(min(g).hour, dimension, sum(u.quantity for u in g), resource, max(g).hour, len(g))
+        for (_, dimension, resource), g in groups.items()
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    items=instance_hours,
+    metered=st.lists(st.tuples(st.integers(0, 30 * 24 * 60), st.integers(0, 2000)), max_size=40),
+    tiers=st.sampled_from([None, "hour", "day"]),
+    trial_days=st.integers(-40, 31),
+    annual=st.integers(0, 2),
+    change_day=st.integers(-200, 40),
+)
+def test_property_rating_usage_summed_at_its_grain_gives_the_same_lines(
+    items: list[tuple[str, str, int]],
+    metered: list[tuple[int, int]],
+    tiers: str | None,
+    trial_days: int,
+    annual: int,
+    change_day: int,
+) -> None:
+    from agora.billing.rating import grain
+
+    pricing: dict[str, Any] = dict(MIXED)
+    if tiers:
+        pricing["tiered"] = {"period": tiers, "items": TIERED["tiered"]["items"]}
+    dearer = {**pricing, "hourly": {"m5.large": "0.15", "m5.xlarge": "0.30"}}
+    started = T - timedelta(days=60)
+    subscription = sub(
+        pricing,
+        started_at=started,
+        versions=[Version(1, started - timedelta(days=1), pricing), Version(2, T + timedelta(days=change_day), dearer)],
+        trial_ends_at=T + timedelta(days=trial_days) if trial_days > -40 else None,
+        annual=[Annual("m5.large", annual, T + timedelta(days=10), T + timedelta(days=375))] if annual else [],
+    )
+    usage = _usage_of(items)
+    for minute, quantity in metered:
+        instant = T + timedelta(minutes=minute)
+        usage += [Usage(instant, "users", quantity), Usage(instant, "training:ml.m5.large", quantity)]
+        if tiers:
+            usage.append(Usage(instant, "queries", quantity))
+    usage = list({(u.hour, u.dimension, u.resource): u for u in usage}.values())  # the MTR-05 key
+    width = {"hour": 3600, "day": 86400, "month": None}[grain(subscription, "2026-03")]
+    assert rate(subscription, _rolled(usage, width), "2026-03") == rate(subscription, usage, "2026-03")
