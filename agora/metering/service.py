@@ -56,6 +56,7 @@ class Problem(StrEnum):
     INVALID_ALLOCATIONS = "invalid_allocations"
     INVALID_TAG = "invalid_tag"
     INVALID_CUSTOMER = "invalid_customer"
+    WRONG_PRODUCT_KIND = "wrong_product_kind"  # a front door that does not meter this kind of product
 
 
 class Status(StrEnum):
@@ -68,6 +69,11 @@ class Source(StrEnum):
     SELLER = "seller"  # the seller's software, for its customers (BatchMeterUsage, PushMeteringData)
     BUYER = "buyer"  # software the buyer runs, with the buyer's keys (MeterUsage)
     PLATFORM = "platform"  # measured by Agora itself (MTR-06)
+
+
+# Kinds whose usage the seller reports for its customers (AWS BatchMeterUsage). Server images and containers
+# are metered by the buyer's deployment (MeterUsage), ML products by the platform (MTR-06).
+SELLER_REPORTED = frozenset({"saas", "managed_service"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +225,7 @@ def ingest(
     source: Source,
     fatal: frozenset[Problem] = frozenset(),
     check_window: bool = True,
+    kinds: frozenset[str] | None = None,
 ) -> list[Outcome]:
     """Check and store `readings`; one outcome per reading, in order.
 
@@ -227,10 +234,18 @@ def ingest(
     stored and `BatchRefused` names the first such reading; duplicates are settled by the insert itself
     and come back as outcomes, so a caller that refuses a whole batch for them rolls its unit back.
     `check_window=False` is for the platform's own measurements: the 6-hour window (MTR-04) is a rule
-    for records *sent*, and a run stopped after a day writes its early hours at stop.
+    for records *sent*, and a run stopped after a day writes its early hours at stop. `kinds`, when given,
+    are the product kinds the front door meters (`SELLER_REPORTED` for BatchMeterUsage).
     """
     prepared = prepare(
-        session, principal, readings, region=region, source=source, fatal=fatal, check_window=check_window
+        session,
+        principal,
+        readings,
+        region=region,
+        source=source,
+        fatal=fatal,
+        check_window=check_window,
+        kinds=kinds,
     )
     return store(session, prepared)
 
@@ -256,6 +271,7 @@ def prepare(
     source: Source,
     fatal: frozenset[Problem] = frozenset(),
     check_window: bool = True,
+    kinds: frozenset[str] | None = None,
 ) -> Prepared:
     """Every check of `ingest` (MTR-03/04, allocations, customers, client tokens); writes nothing."""
     now = clock.now()
@@ -273,7 +289,7 @@ def prepare(
     received = epoch(now)
     for index, reading in enumerate(readings):
         product = products[reading.product_code]
-        outcome = _check(reading, product, principal, source, region, now, check_window)
+        outcome = _check(reading, product, principal, source, region, now, check_window, kinds)
         customer = None
         if outcome is None:
             assert product is not None
@@ -389,11 +405,12 @@ def ingest_in(
     region: str | None = None,
     source: Source,
     fatal: frozenset[Problem] = frozenset(),
+    kinds: frozenset[str] | None = None,
 ) -> list[Outcome]:
     """`ingest` in its own transactions, committed on return: the checks read a snapshot (on SQLite they
     never wait for a writer) and only the insert holds the write lock."""
     with db.reader() as session:
-        prepared = prepare(session, principal, readings, region=region, source=source, fatal=fatal)
+        prepared = prepare(session, principal, readings, region=region, source=source, fatal=fatal, kinds=kinds)
     if not prepared.rows:
         return [outcome for outcome in prepared.outcomes if outcome is not None]
     with db.unit_of_work() as session:
@@ -487,12 +504,18 @@ def _check(
     region: str,
     now: datetime,
     check_window: bool = True,
+    kinds: frozenset[str] | None = None,
 ) -> Outcome | None:
     """The checks of MTR-03/04 and the allocation rules; None when the record may be stored."""
     if product is None or (
         principal is not None and principal.role is Role.SELLER and product.seller_id != principal.id
     ):
         return refused(Problem.UNKNOWN_PRODUCT, f"no product with code {reading.product_code!r} [MTR-04]")
+    if kinds is not None and product.kind not in kinds:
+        return refused(
+            Problem.WRONG_PRODUCT_KIND,
+            f"{product.code} is a {product.kind} product; this operation meters {' and '.join(sorted(kinds))} products",
+        )
     marketplace_region = get_settings().region
     if region != marketplace_region:
         return refused(

@@ -39,6 +39,7 @@ from tests.factories.metering import (
     EU_ONLY,
     GATEWAY,
     MANAGED,
+    ML,
     OTHER,
     OTHER_BUYER,
     OTHER_BUYER_KEY,
@@ -487,6 +488,28 @@ def test_batch_for_a_product_the_seller_does_not_own_is_an_invalid_product_MTR_0
     with pytest.raises(m.exceptions.InvalidProductCodeException):
         m.batch_meter_usage(UsageRecords=[record(live.hour)])  # ProductCode is optional in the newest models
     assert live.stored() == []
+
+
+@pytest.mark.parametrize(
+    ("code", "dimension", "customer"),
+    [(GATEWAY, "calls", "gw-1"), (CONTAINER, "calls", "ctr-1"), (ML, "calls", "ml-1")],
+    ids=["ami", "container", "ml"],
+)
+def test_batch_for_a_product_metered_by_the_buyers_deployment_is_an_invalid_product(
+    live: Live, code: str, dimension: str, customer: str
+) -> None:
+    """api-surface §1.1/§1.2: BatchMeterUsage is the SaaS operation, called by the seller; server images and
+    containers meter with MeterUsage from the buyer's deployment (ML products are metered by the platform).
+    The product's kind is checked before its dimensions, and the whole batch is refused."""
+    m = live.metering(SELLER_KEY)
+    with pytest.raises(m.exceptions.InvalidProductCodeException) as caught:
+        m.batch_meter_usage(ProductCode=code, UsageRecords=[record(live.hour, dimension, 1, customer)])
+    message = caught.value.response["Error"]["Message"]
+    assert "UsageRecords[0]" in message and "MeterUsage" in message and "not processed" in message
+    assert live.stored() == []
+    if code == GATEWAY:  # the same usage through the operation for AMI products is accepted
+        live.metering().meter_usage(ProductCode=GATEWAY, Timestamp=live.hour, UsageDimension="calls", UsageQuantity=1)
+        assert [(r[2], r[3]) for r in live.stored()] == [("calls", 1)]
 
 
 @pytest.mark.rule("MTR-03")

@@ -73,7 +73,8 @@ class AlibabaError(Exception):
 
 
 # Every metering problem, as an Alibaba error code. Allocations, tags, client tokens and customer accounts are
-# never sent through this API; their problems are mapped only so that the table is complete.
+# never sent through this API, nor does it restrict product kinds; their problems are mapped only so that the
+# table is complete.
 PROBLEM_CODES: dict[Problem, tuple[str, int]] = {
     Problem.UNKNOWN_PRODUCT: ("InvalidInstance.NotFound", 404),
     Problem.WRONG_REGION: ("InvalidParameter.Region", 400),
@@ -86,6 +87,7 @@ PROBLEM_CODES: dict[Problem, tuple[str, int]] = {
     Problem.INVALID_ALLOCATIONS: ("InvalidParameter.Metering", 400),
     Problem.INVALID_TAG: ("InvalidParameter.Metering", 400),
     Problem.INVALID_CUSTOMER: ("InvalidParameter.InstanceId", 400),
+    Problem.WRONG_PRODUCT_KIND: ("InvalidInstance.NotFound", 404),
 }
 ALL_FATAL = frozenset(Problem)
 

@@ -56,6 +56,7 @@ PROBLEM_CODES: dict[Problem, str] = {
     Problem.INVALID_ALLOCATIONS: "InvalidUsageAllocationsException",
     Problem.INVALID_TAG: "InvalidTagException",
     Problem.INVALID_CUSTOMER: "InvalidCustomerIdentifierException",
+    Problem.WRONG_PRODUCT_KIND: "InvalidProductCodeException",
 }
 # BatchMeterUsage answers these per record; any other problem refuses the whole batch (api-surface §1.5.1).
 PER_RECORD = frozenset({Problem.NOT_SUBSCRIBED, Problem.DUPLICATE_CONFLICT})
@@ -251,7 +252,9 @@ def meter_usage(db: Database, principal: Principal, region: str, payload: dict[s
 
 
 def batch_meter_usage(db: Database, principal: Principal, region: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The seller reports for its customers, up to 25 records of one product (api-surface §1.2, §1.5)."""
+    """The seller reports for its customers, up to 25 records of one product (api-surface §1.2, §1.5). It is the
+    SaaS operation: AMI and container products are metered by the buyer's deployment with MeterUsage (§1.1), so
+    their product codes are invalid here; managed services are seller-reported too (PRC-14) and accepted."""
     _seller(principal, "BatchMeterUsage")
     code = _product_code(payload, required=False)
     if not code:
@@ -287,11 +290,22 @@ def batch_meter_usage(db: Database, principal: Principal, region: str, payload: 
             )
         )
     try:
-        outcomes = metering.ingest_in(db, principal, readings, region=region, source=Source.SELLER, fatal=BATCH_FATAL)
+        outcomes = metering.ingest_in(
+            db,
+            principal,
+            readings,
+            region=region,
+            source=Source.SELLER,
+            fatal=BATCH_FATAL,
+            kinds=metering.SELLER_REPORTED,
+        )
     except metering.BatchRefused as refusal:
+        message = refusal.outcome.message
+        if refusal.outcome.problem is Problem.WRONG_PRODUCT_KIND:
+            message += " (BatchMeterUsage is for SaaS products; server images and containers meter with MeterUsage)"
         raise AwsError(
             PROBLEM_CODES[refusal.outcome.problem or Problem.INVALID_QUANTITY],
-            f"UsageRecords[{refusal.index}]: {refusal.outcome.message}; the batch was not processed",
+            f"UsageRecords[{refusal.index}]: {message}; the batch was not processed",
         ) from None
     results = []
     for record, outcome in zip(records, outcomes, strict=True):
