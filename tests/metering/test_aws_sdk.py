@@ -79,11 +79,11 @@ class Live:
             config=ONE_ATTEMPT.merge(Config(**options)) if options else ONE_ATTEMPT,
         )
 
-    def entitlement(self, key: Key = SELLER_KEY) -> Any:
+    def entitlement(self, key: Key = SELLER_KEY, region: str = REGION) -> Any:
         return boto3.client(
             "marketplace-entitlement",
             endpoint_url=self.url,
-            region_name=REGION,
+            region_name=region,
             aws_access_key_id=key[0],
             aws_secret_access_key=key[1],
             config=ONE_ATTEMPT,
@@ -701,6 +701,24 @@ def test_get_entitlements_answers_the_contracts_quantities_and_expiry_SUB_07(liv
 
     assert live.entitlement(OTHER_SELLER_KEY).get_entitlements(ProductCode=CONTRACT)["Entitlements"] == []
     assert e.get_entitlements(ProductCode=OTHER)["Entitlements"] == []
+
+
+@pytest.mark.rule("SUB-07")
+@pytest.mark.parametrize("region", ["eu-west-1", "us-west-2"])
+def test_get_entitlements_is_served_in_the_marketplaces_region_only_SUB_07(live: Live, region: str) -> None:
+    """api-surface §2: the entitlement service runs in us-east-1 only. A request signed for another region is
+    refused with the model's client error, for a product offered in that region as well (entitlements are not
+    regional), and nothing about the contracts is revealed."""
+    e = live.entitlement(region=region)
+    for code in (CONTRACT, EU_ONLY):
+        with pytest.raises(e.exceptions.InvalidParameterException) as caught:
+            e.get_entitlements(ProductCode=code)
+        error = caught.value.response
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert REGION in error["Error"]["Message"] and region in error["Error"]["Message"]
+        assert "Entitlements" not in error
+    assert len(live.entitlement().get_entitlements(ProductCode=CONTRACT)["Entitlements"]) == 3
+    assert live.entitlement().get_entitlements(ProductCode=EU_ONLY)["Entitlements"] == []  # answered, not refused
 
 
 @pytest.mark.rule("SUB-07")

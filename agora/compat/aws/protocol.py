@@ -21,6 +21,7 @@ from agora import clock
 from agora.auth import Principal, access_key_secret_cached
 from agora.compat.aws import sigv4
 from agora.compat.errors import ProtocolError
+from agora.config import get_settings
 from agora.db import Database
 from agora.metering import service as metering
 from agora.metering.service import Allocation, Problem, Reading, Source
@@ -369,13 +370,24 @@ MAX_ENTITLEMENTS = 25
 
 
 def get_entitlements(session: Session, principal: Principal, region: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """SUB-07, the AWS way: the same service as the native entitlements query, paged 25 at a time."""
+    """SUB-07, the AWS way: the same service as the native entitlements query, paged 25 at a time.
+
+    AWS runs the entitlement service in one region only (api-surface §2: us-east-1; a client configured for
+    another region has no endpoint to reach). Agora's is the marketplace's own region, so a request whose SigV4
+    scope names another region is refused with the model's client error, whatever product it asks about:
+    entitlements are not regional, so a product's own regions do not matter here."""
     from agora.subscriptions import contracts
 
     def invalid(message: str) -> AwsError:
         return AwsError("InvalidParameterException", message)
 
     _seller(principal, "GetEntitlements")
+    served = get_settings().region
+    if region != served:
+        raise invalid(
+            f"the entitlement service is served in {served} only; this request is signed for {region}. "
+            f"Call GetEntitlements with region {served}"
+        )
     code = payload.get("ProductCode")
     if not isinstance(code, str) or not code:
         raise invalid("ProductCode is required")
