@@ -640,6 +640,48 @@ def test_resolve_customer_after_the_token_lifetime_is_an_expired_token_SUB_06(li
 
 
 @pytest.mark.rule("SUB-06")
+def test_resolve_customer_resolves_a_token_once_SUB_06(live: Live) -> None:
+    """api-surface §1.5.10: a reused token is an expired token. The use is durable (a new server process, or
+    another one sharing the database, refuses it too), and concurrent resolutions let exactly one through."""
+    subscription = subscribe_to_saas(live)
+    token = subscription["fulfillment"]["registration_token"]
+    m = live.metering(SELLER_KEY)
+    assert m.resolve_customer(RegistrationToken=token)["CustomerIdentifier"] == subscription["customer_identifier"]
+    with pytest.raises(m.exceptions.ExpiredTokenException) as caught:
+        m.resolve_customer(RegistrationToken=token)
+    assert "already resolved" in caught.value.response["Error"]["Message"]
+    with live_server(live.db) as other_process:
+        again = boto3.client(
+            "meteringmarketplace",
+            endpoint_url=other_process,
+            region_name=REGION,
+            aws_access_key_id=SELLER_KEY[0],
+            aws_secret_access_key=SELLER_KEY[1],
+            config=ONE_ATTEMPT,
+        )
+        with pytest.raises(again.exceptions.ExpiredTokenException):
+            again.resolve_customer(RegistrationToken=token)
+    native = live.api("POST", "/fulfillment/resolve", "acme-token", json={"registration_token": token})
+    assert (native.status_code, native.json()["error"]) == (400, "expired_token")
+
+    # A fresh token (a new subscription), resolved by eight clients at once.
+    cancelled = live.api("POST", f"/subscriptions/{subscription['id']}/cancel", "unsubscribed-token")
+    assert cancelled.status_code == 200, cancelled.text
+    fresh = subscribe_to_saas(live)["fulfillment"]["registration_token"]
+
+    def resolve(client: Any) -> str:
+        try:
+            client.resolve_customer(RegistrationToken=fresh)
+        except client.exceptions.ExpiredTokenException:
+            return "expired"
+        return "resolved"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(resolve, [live.metering(SELLER_KEY) for _ in range(8)]))
+    assert sorted(answers) == ["expired"] * 7 + ["resolved"]
+
+
+@pytest.mark.rule("SUB-06")
 def test_resolve_customer_refuses_garbage_and_other_sellers_SUB_06(live: Live) -> None:
     token = subscribe_to_saas(live)["fulfillment"]["registration_token"]
     m = live.metering(SELLER_KEY)
@@ -651,6 +693,7 @@ def test_resolve_customer_refuses_garbage_and_other_sellers_SUB_06(live: Live) -
     with pytest.raises(other.exceptions.InvalidTokenException):
         other.resolve_customer(RegistrationToken=token)
     refused(lambda: live.metering(BUYER_KEY).resolve_customer(RegistrationToken=token), "AccessDeniedException")
+    # None of the refused attempts used the token up.
     assert m.resolve_customer(RegistrationToken=token)["ProductCode"] == SAAS
 
 
