@@ -22,6 +22,7 @@ from agora import audit, clock, jobs
 from agora.auth import Principal
 from agora.config import fernet_key
 from agora.errors import AgoraError, Conflict, Forbidden, Invalid, NotFound
+from agora.metering import platform
 from agora.models import Buyer, Product, ProductAsset, RegistrationTokenUse, Role, Subscription, TrialUse
 from agora.notifications.service import notify
 from agora.pricing.schema import PricingDocument
@@ -184,8 +185,10 @@ def start(
 
 def end(session: Session, subscription: Subscription) -> datetime:
     """End a subscription now; the seller hears unsubscribe-pending, and unsubscribe-success an hour later,
-    the time it has to send the last usage records (SUB-06)."""
+    the time it has to send the last usage records (SUB-06). Its instances, endpoints and service instances
+    stop being metered at the same instant (MTR-06): nothing is metered after a subscription ends."""
     ended = subscription.ended_at = clock.now()
+    platform.stop_runs_of(session, subscription, ended)
     product = session.get_one(Product, subscription.product_id)
     data = _event_data(subscription, product, session.get_one(Buyer, subscription.buyer_id))
     webhooks.emit(session, product, "unsubscribe-pending", data)
