@@ -38,6 +38,16 @@ class UsageRecord(Base):
             sqlite_where=text("client_token IS NOT NULL"),
             postgresql_where=text("client_token IS NOT NULL"),
         ),
+        # Intervals (Alibaba's StartTime–EndTime) must not overlap within a series; only they have a
+        # `period_end`, so hourly ingestion never writes to this index.
+        Index(
+            "ix_usage_records_intervals",
+            "subscription_id",
+            "dimension",
+            "period_start",
+            sqlite_where=text("period_end IS NOT NULL"),
+            postgresql_where=text("period_end IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)

@@ -58,6 +58,7 @@ PROBLEM_CODES: dict[Problem, str] = {
     Problem.INVALID_TAG: "InvalidTagException",
     Problem.INVALID_CUSTOMER: "InvalidCustomerIdentifierException",
     Problem.WRONG_PRODUCT_KIND: "InvalidProductCodeException",
+    Problem.OVERLAPPING_PERIOD: "DuplicateRequestException",  # hourly records never overlap; for completeness
 }
 # BatchMeterUsage answers these per record; any other problem refuses the whole batch (api-surface §1.5.1).
 PER_RECORD = frozenset({Problem.NOT_SUBSCRIBED, Problem.DUPLICATE_CONFLICT})
