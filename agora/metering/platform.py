@@ -314,12 +314,32 @@ def stop_run(session: Session, instance_id: str, at: datetime, *, buyer_id: int 
     if not running:
         raise InstanceNotRunning(f"instance {instance_id} is not running")
     run = running[0]
+    _stop(session, run, at)
+    session.flush()
+    return run
+
+
+def stop_runs_of(session: Session, subscription: Subscription, at: datetime) -> list[InstanceRun]:
+    """Stop every open run of `subscription` at `at`, the instant it ends, in the caller's unit of work: the
+    platform meters nothing after a subscription ends (its usage up to `at` is written now)."""
+    runs = list(
+        session.scalars(
+            select(InstanceRun)
+            .where(InstanceRun.subscription_id == subscription.id, _running())
+            .order_by(InstanceRun.id)
+        )
+    )
+    for run in runs:
+        _stop(session, run, at)
+    session.flush()
+    return runs
+
+
+def _stop(session: Session, run: InstanceRun, at: datetime) -> None:
     run.stopped_at = max(_ceil_second(at), run.started_at)
     flush_run(session, run, run.stopped_at)
     if run.kind == RunKind.SERVICE.value:
         enqueue_scrapes(session, run, run.stopped_at)
-    session.flush()
-    return run
 
 
 def flush_run(session: Session, run: InstanceRun, now: datetime) -> list[Outcome]:

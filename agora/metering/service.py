@@ -32,6 +32,7 @@ from agora.models import BillingPeriod, Buyer, Product, ProductRegion, Role, Sub
 from agora.pricing.schema import PricingDocument
 
 WINDOW = timedelta(hours=6)  # MTR-04: the 6 hours before receipt
+MAX_PERIOD = timedelta(days=1)  # the longest interval a record may cover (a daily billing period)
 MAX_QUANTITY = 2**53  # far beyond any meter; refuses values that would overflow downstream arithmetic
 MAX_TAGS = 5
 MAX_ALLOCATIONS = 2500
@@ -56,6 +57,8 @@ class Problem(StrEnum):
     INVALID_ALLOCATIONS = "invalid_allocations"
     INVALID_TAG = "invalid_tag"
     INVALID_CUSTOMER = "invalid_customer"
+    WRONG_PRODUCT_KIND = "wrong_product_kind"  # a front door that does not meter this kind of product
+    OVERLAPPING_PERIOD = "overlapping_period"  # an interval overlapping one already received (MTR-05)
 
 
 class Status(StrEnum):
@@ -68,6 +71,11 @@ class Source(StrEnum):
     SELLER = "seller"  # the seller's software, for its customers (BatchMeterUsage, PushMeteringData)
     BUYER = "buyer"  # software the buyer runs, with the buyer's keys (MeterUsage)
     PLATFORM = "platform"  # measured by Agora itself (MTR-06)
+
+
+# Kinds whose usage the seller reports for its customers (AWS BatchMeterUsage). Server images and containers
+# are metered by the buyer's deployment (MeterUsage), ML products by the platform (MTR-06).
+SELLER_REPORTED = frozenset({"saas", "managed_service"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +227,7 @@ def ingest(
     source: Source,
     fatal: frozenset[Problem] = frozenset(),
     check_window: bool = True,
+    kinds: frozenset[str] | None = None,
 ) -> list[Outcome]:
     """Check and store `readings`; one outcome per reading, in order.
 
@@ -227,10 +236,18 @@ def ingest(
     stored and `BatchRefused` names the first such reading; duplicates are settled by the insert itself
     and come back as outcomes, so a caller that refuses a whole batch for them rolls its unit back.
     `check_window=False` is for the platform's own measurements: the 6-hour window (MTR-04) is a rule
-    for records *sent*, and a run stopped after a day writes its early hours at stop.
+    for records *sent*, and a run stopped after a day writes its early hours at stop. `kinds`, when given,
+    are the product kinds the front door meters (`SELLER_REPORTED` for BatchMeterUsage).
     """
     prepared = prepare(
-        session, principal, readings, region=region, source=source, fatal=fatal, check_window=check_window
+        session,
+        principal,
+        readings,
+        region=region,
+        source=source,
+        fatal=fatal,
+        check_window=check_window,
+        kinds=kinds,
     )
     return store(session, prepared)
 
@@ -256,6 +273,7 @@ def prepare(
     source: Source,
     fatal: frozenset[Problem] = frozenset(),
     check_window: bool = True,
+    kinds: frozenset[str] | None = None,
 ) -> Prepared:
     """Every check of `ingest` (MTR-03/04, allocations, customers, client tokens); writes nothing."""
     now = clock.now()
@@ -273,7 +291,7 @@ def prepare(
     received = epoch(now)
     for index, reading in enumerate(readings):
         product = products[reading.product_code]
-        outcome = _check(reading, product, principal, source, region, now, check_window)
+        outcome = _check(reading, product, principal, source, region, now, check_window, kinds)
         customer = None
         if outcome is None:
             assert product is not None
@@ -320,7 +338,78 @@ def prepare(
                 "client_token": reading.client_token,
             }
         )
+    if any(row["period_end"] is not None for row in rows):
+        _refuse_overlaps(session, prepared, fatal)
     return prepared
+
+
+_Series = tuple[int, str, str]  # (subscription, dimension, resource): one customer's measurements of one thing
+
+
+def _refuse_overlaps(session: Session, prepared: Prepared, fatal: frozenset[Problem]) -> None:
+    """Intervals (Alibaba's StartTime–EndTime) of one customer, dimension and resource must not overlap: usage
+    of a stretch of time is reported once (MTR-05). An interval starting where a stored one starts is settled
+    by the unique key instead (the same interval again is a duplicate; another end or value, a conflict).
+    Checked with one query per batch, on the partial index of interval records, which hourly records (every
+    other front door) are not in. Within a batch, the later of two overlapping intervals is refused."""
+    rows, row_index = prepared.rows, prepared.row_index
+    intervals = [row for row in rows if row["period_end"] is not None]
+    taken = _stored_intervals(session, intervals)
+    kept: list[dict[str, Any]] = []
+    kept_index: list[int] = []
+    dropped: dict[tuple[int, int, str, str], Outcome] = {}
+    for row, index in zip(rows, row_index, strict=True):
+        start, end = row["period_start"], row["period_end"]
+        if end is not None:
+            series = taken.setdefault((row["subscription_id"], row["dimension"], row["resource"]), [])
+            clash = next((i for i in series if i[0] != start and i[0] < end and start < i[1]), None)
+            if clash is not None:
+                where = "earlier in this batch" if clash[2] else "already received"
+                outcome = refused(
+                    Problem.OVERLAPPING_PERIOD,
+                    f"the period {_iso(from_epoch(start))}–{_iso(from_epoch(end))} of {row['dimension']} overlaps "
+                    f"{_iso(from_epoch(clash[0]))}–{_iso(from_epoch(clash[1]))}, {where}; each stretch of time "
+                    "is reported once [MTR-05]",
+                )
+                if outcome.problem in fatal:
+                    raise BatchRefused(index, outcome)
+                prepared.outcomes[index] = outcome
+                dropped[_key(row)] = outcome
+                continue
+            series.append((start, end, True))
+        kept.append(row)
+        kept_index.append(index)
+    prepared.rows, prepared.row_index = kept, kept_index
+    for index, key in [repeat for repeat in prepared.repeats if repeat[1] in dropped]:
+        prepared.outcomes[index] = dropped[key]
+    prepared.repeats = [repeat for repeat in prepared.repeats if repeat[1] not in dropped]
+
+
+def _stored_intervals(session: Session, rows: list[dict[str, Any]]) -> dict[_Series, list[tuple[int, int, bool]]]:
+    """Stored intervals of these rows' series that may overlap them (none is longer than `MAX_PERIOD`)."""
+    c = USAGE.c
+    subscriptions = sorted({row["subscription_id"] for row in rows})
+    if session.get_bind().dialect.name == "postgresql":
+        # Two pushes for one customer queue here until the first commits, so neither misses the other's
+        # intervals (SQLite's units of work are serial already). NO KEY UPDATE leaves inserts of usage alone.
+        session.execute(
+            select(_SUBSCRIPTIONS.c.id).where(_SUBSCRIPTIONS.c.id.in_(subscriptions)).with_for_update(key_share=True)
+        )
+    first = min(row["period_start"] for row in rows)
+    found = session.execute(
+        select(c.subscription_id, c.dimension, c.resource, c.period_start, c.period_end).where(
+            c.period_end.is_not(None),
+            c.subscription_id.in_(subscriptions),
+            c.dimension.in_(sorted({row["dimension"] for row in rows})),
+            c.period_start > first - int(MAX_PERIOD.total_seconds()),
+            c.period_start < max(row["period_end"] for row in rows),
+            c.period_end > first,
+        )
+    )
+    taken: dict[_Series, list[tuple[int, int, bool]]] = {}  # (start, end, from this batch)
+    for subscription_id, dimension, resource, start, end in found:
+        taken.setdefault((subscription_id, dimension, resource), []).append((start, end, False))
+    return taken
 
 
 def store(session: Session, prepared: Prepared) -> list[Outcome]:
@@ -332,11 +421,11 @@ def store(session: Session, prepared: Prepared) -> list[Outcome]:
     earlier = [row for row in rows if row["period_start"] < epoch(month) and row["record_id"] in stored]
     if earlier:  # a month may have closed since these hours: they are then billed in the next open one
         carry_late(session, earlier)
-    settled: dict[tuple[int, int, str, str], tuple[int, str]] = {}
+    settled: dict[tuple[int, int, str, str], tuple[int, str, int | None]] = {}
     for row, index in zip(rows, row_index, strict=True):
         if row["record_id"] in stored:
             outcomes[index] = Outcome(Status.ACCEPTED, row["record_id"])
-            settled[_key(row)] = (row["quantity"], row["record_id"])
+            settled[_key(row)] = (row["quantity"], row["record_id"], row["period_end"])
     clashes = [(row, index) for row, index in zip(rows, row_index, strict=True) if outcomes[index] is None]
     if clashes:  # already stored by an earlier request (or a concurrent one)
         settled.update(_existing(session, [row for row, _ in clashes]))
@@ -450,11 +539,12 @@ def ingest_in(
     region: str | None = None,
     source: Source,
     fatal: frozenset[Problem] = frozenset(),
+    kinds: frozenset[str] | None = None,
 ) -> list[Outcome]:
     """`ingest` in its own transactions, committed on return: the checks read a snapshot (on SQLite they
     never wait for a writer) and only the insert holds the write lock."""
     with db.reader() as session:
-        prepared = prepare(session, principal, readings, region=region, source=source, fatal=fatal)
+        prepared = prepare(session, principal, readings, region=region, source=source, fatal=fatal, kinds=kinds)
     if not prepared.rows:
         return [outcome for outcome in prepared.outcomes if outcome is not None]
     with db.unit_of_work() as session:
@@ -465,7 +555,16 @@ def _key(row: dict[str, Any]) -> tuple[int, int, str, str]:
     return (row["period_start"], row["subscription_id"], row["dimension"], row["resource"])
 
 
-def _compare(quantity: int, record_id: str, reading: Reading) -> Outcome:
+def _compare(quantity: int, record_id: str, period_end: int | None, reading: Reading) -> Outcome:
+    end = epoch(reading.period_end) if reading.period_end is not None else None
+    if end != period_end:  # an interval (Alibaba) is its start and its end: another end is another record
+        stored = _iso(from_epoch(period_end)) if period_end is not None else "the hour's end"
+        given = _iso(from_epoch(end)) if end is not None else "the hour's end"
+        return refused(
+            Problem.DUPLICATE_CONFLICT,
+            f"a record for {reading.dimension} starting {_iso(reading.timestamp)} was already received for the"
+            f" period ending {stored} (quantity {quantity}); it cannot be replaced with one ending {given} [MTR-05]",
+        )
     if quantity == reading.quantity:
         return Outcome(Status.DUPLICATE, record_id, message="an identical record was already received")
     return refused(
@@ -524,17 +623,19 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     return stored
 
 
-def _existing(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[int, int, str, str], tuple[int, str]]:
-    """The stored (quantity, record id) of these rows' keys. Filtered by the key's leading columns so the
-    unique index answers it (SQLite does not use an index for a row-value IN list)."""
+def _existing(
+    session: Session, rows: list[dict[str, Any]]
+) -> dict[tuple[int, int, str, str], tuple[int, str, int | None]]:
+    """The stored (quantity, record id, period end) of these rows' keys. Filtered by the key's leading columns
+    so the unique index answers it (SQLite does not use an index for a row-value IN list)."""
     c = USAGE.c
     keys = {_key(row) for row in rows}
     found = session.execute(
-        select(c.period_start, c.subscription_id, c.dimension, c.resource, c.quantity, c.record_id).where(
+        select(c.period_start, c.subscription_id, c.dimension, c.resource, c.quantity, c.record_id, c.period_end).where(
             c.period_start.in_({k[0] for k in keys}), c.subscription_id.in_({k[1] for k in keys})
         )
     )
-    return {(r[0], r[1], r[2], r[3]): (r[4], r[5]) for r in found if (r[0], r[1], r[2], r[3]) in keys}
+    return {(r[0], r[1], r[2], r[3]): (r[4], r[5], r[6]) for r in found if (r[0], r[1], r[2], r[3]) in keys}
 
 
 # --- checks ---------------------------------------------------------------------------------------------
@@ -548,12 +649,18 @@ def _check(
     region: str,
     now: datetime,
     check_window: bool = True,
+    kinds: frozenset[str] | None = None,
 ) -> Outcome | None:
     """The checks of MTR-03/04 and the allocation rules; None when the record may be stored."""
     if product is None or (
         principal is not None and principal.role is Role.SELLER and product.seller_id != principal.id
     ):
         return refused(Problem.UNKNOWN_PRODUCT, f"no product with code {reading.product_code!r} [MTR-04]")
+    if kinds is not None and product.kind not in kinds:
+        return refused(
+            Problem.WRONG_PRODUCT_KIND,
+            f"{product.code} is a {product.kind} product; this operation meters {' and '.join(sorted(kinds))} products",
+        )
     marketplace_region = get_settings().region
     if region != marketplace_region:
         return refused(
@@ -586,6 +693,11 @@ def _check(
     timestamp = reading.timestamp
     if timestamp.tzinfo is None:
         return refused(Problem.TIMESTAMP_OUT_OF_BOUNDS, "timestamp must carry a time zone (UTC)")
+    if reading.period_end is not None and not timestamp < reading.period_end <= timestamp + MAX_PERIOD:
+        return refused(
+            Problem.TIMESTAMP_OUT_OF_BOUNDS,
+            f"a period must end after its start and cover at most {MAX_PERIOD.days} day (daily billing)",
+        )
     if timestamp > now:
         return refused(
             Problem.TIMESTAMP_OUT_OF_BOUNDS,

@@ -19,7 +19,7 @@ from agora.models.metering import InstanceRun, MetricScrape, UsageRecord
 from agora.models.notifications import Notification
 from agora.models.offers import Offer
 from agora.models.pricing import FeeRate, InfrastructurePrice, PriceVersion, PricingModelRequest
-from agora.models.subscriptions import Subscription, TrialUse
+from agora.models.subscriptions import RegistrationTokenUse, Subscription, TrialUse
 from agora.models.webhooks import WebhookDelivery
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "ProductAsset",
     "ProductRegion",
     "Refund",
+    "RegistrationTokenUse",
     "Role",
     "SearchDocument",
     "Seller",

@@ -45,6 +45,16 @@ class UsageRecord(Base):
             sqlite_where=text("billed_in IS NOT NULL"),
             postgresql_where=text("billed_in IS NOT NULL"),
         ),
+        # Intervals (Alibaba's StartTime–EndTime) must not overlap within a series; only they have a
+        # `period_end`, so hourly ingestion never writes to this index.
+        Index(
+            "ix_usage_records_intervals",
+            "subscription_id",
+            "dimension",
+            "period_start",
+            sqlite_where=text("period_end IS NOT NULL"),
+            postgresql_where=text("period_end IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)

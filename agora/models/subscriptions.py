@@ -55,3 +55,15 @@ class TrialUse(Timestamped, Base):
     buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
     subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"))
+
+
+class RegistrationTokenUse(Timestamped, Base):
+    """A SaaS registration token the seller resolved (SUB-06). A token resolves once: the unique digest is the
+    rule, so a second resolution, even a concurrent one, is refused as expired (api-surface §1.5.10).
+    `created_at` is when it was resolved."""
+
+    __tablename__ = "registration_token_uses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the token's decoded bytes
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)

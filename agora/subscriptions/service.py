@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -19,11 +22,14 @@ from agora import audit, clock, jobs
 from agora.auth import Principal
 from agora.config import fernet_key
 from agora.errors import AgoraError, Conflict, Forbidden, Invalid, NotFound
-from agora.models import Buyer, Product, ProductAsset, Role, Subscription, TrialUse
+from agora.metering import platform
+from agora.models import Buyer, Product, ProductAsset, RegistrationTokenUse, Role, Subscription, TrialUse
 from agora.notifications.service import notify
 from agora.pricing.schema import PricingDocument
 from agora.webhooks import service as webhooks
 
+# A registration token is good for one resolution within an hour of its issue (the redirect is immediate);
+# after that, or once resolved, it is stale: ExpiredTokenException (api-surface §1.5.10).
 REGISTRATION_TTL = timedelta(hours=1)
 UNSUBSCRIBE_GRACE = timedelta(hours=1)
 TRIAL_REMINDER_BEFORE = timedelta(days=3)  # SUB-02
@@ -179,8 +185,10 @@ def start(
 
 def end(session: Session, subscription: Subscription) -> datetime:
     """End a subscription now; the seller hears unsubscribe-pending, and unsubscribe-success an hour later,
-    the time it has to send the last usage records (SUB-06)."""
+    the time it has to send the last usage records (SUB-06). Its instances, endpoints and service instances
+    stop being metered at the same instant (MTR-06): nothing is metered after a subscription ends."""
     ended = subscription.ended_at = clock.now()
+    platform.stop_runs_of(session, subscription, ended)
     product = session.get_one(Product, subscription.product_id)
     data = _event_data(subscription, product, session.get_one(Buyer, subscription.buyer_id))
     webhooks.emit(session, product, "unsubscribe-pending", data)
@@ -264,7 +272,8 @@ def registration_token(subscription: Subscription) -> str:
 
 
 def resolve(session: Session, principal: Principal, token: str) -> dict[str, Any]:
-    """The seller's side of the SaaS redirect: who the token stands for. Only the product's seller may ask."""
+    """The seller's side of the SaaS redirect: who the token stands for. Only the product's seller may ask,
+    within `REGISTRATION_TTL` of the token's issue, and once: the use is recorded in the caller's unit of work."""
     try:
         data = _fernet().decrypt_at_time(
             token.encode(), int(REGISTRATION_TTL.total_seconds()), int(clock.now().timestamp())
@@ -280,12 +289,30 @@ def resolve(session: Session, principal: Principal, token: str) -> dict[str, Any
     product = session.get_one(Product, subscription.product_id)
     if principal.role is not Role.SELLER or product.seller_id != principal.id:
         raise InvalidRegistrationToken("the registration token is not for one of your products")
+    _record_use(session, token, subscription)
     buyer = session.get_one(Buyer, subscription.buyer_id)
     return {
         "customer_identifier": subscription.customer_identifier,
         "product_code": product.code,
         "customer_account": buyer.account,
     }
+
+
+def _record_use(session: Session, token: str, subscription: Subscription) -> None:
+    """Keyed by the token's decoded bytes, so another base64 spelling of the same token is the same token."""
+    try:
+        raw = base64.urlsafe_b64decode(token.encode())
+    except (binascii.Error, ValueError):  # cannot happen for a token Fernet accepted; kept total
+        raw = token.encode()
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        with session.begin_nested():
+            session.add(RegistrationTokenUse(digest=digest, subscription_id=subscription.id))
+    except IntegrityError:
+        raise ExpiredRegistrationToken(
+            "the registration token was already resolved, and a token resolves once: the customer is the one its "
+            "first resolution answered"
+        ) from None
 
 
 def _is_genuine(token: str) -> bool:

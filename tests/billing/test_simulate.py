@@ -108,6 +108,53 @@ def test_the_design_example_bills_a_four_hour_run_MTR_06() -> None:
     assert line["explain"].startswith("i-1 2026-03-01 10:00–14:00, 4 h, not covered by trial or annual")
 
 
+@pytest.mark.rule("MTR-06")
+def test_unsubscribing_stops_the_buyers_runs_at_that_instant_MTR_06() -> None:
+    """An instance and an ML endpoint still running when the buyer unsubscribes are stopped then: the
+    instance bills the hours begun before 12:30 and the endpoint its seconds up to 12:30, however long the
+    month runs on; stopping them afterwards is refused (they are no longer running), and the buyer's run of
+    another product goes on."""
+    ml = {"ml": {use: {"ml.m5.large": "0.50"} for use in ("training", "realtime_inference", "batch_inference")}}
+    manifest = market(
+        [
+            ev("01T09:00:00", "subscribe", buyer=BUYER, product="vault"),
+            ev("01T09:00:00", "subscribe", buyer=BUYER, product="forecast"),
+            ev("01T09:00:00", "subscribe", buyer=BUYER, product="crm"),
+            ev("01T10:00:00", "instance_start", buyer=BUYER, product="vault", instance="i-1", instance_type="m5.large"),
+            ev("01T10:00:00", "instance_start", buyer=BUYER, product="crm", instance="c-1", instance_type="c5.large"),
+            ev(
+                "01T10:00:00",
+                "endpoint_start",
+                buyer=BUYER,
+                product="forecast",
+                endpoint="e-1",
+                instance_type="ml.m5.large",
+                instances=2,
+            ),
+            ev("01T12:30:00", "unsubscribe", buyer=BUYER, product="vault"),
+            ev("01T12:30:00", "unsubscribe", buyer=BUYER, product="forecast"),
+            ev("01T14:00:00", "instance_stop", instance="i-1"),
+            ev("01T15:00:00", "endpoint_stop", endpoint="e-1"),
+            ev("01T16:00:00", "instance_stop", instance="c-1"),
+        ]
+    )
+    manifest["products"].append(product("forecast", "ml_algorithm", ml))
+    result = simulate.run(manifest)
+    assert [(r["at"], r["event"]) for r in result["refused"]] == [
+        ("2026-03-01T14:00:00Z", "instance_stop"),
+        ("2026-03-01T15:00:00Z", "endpoint_stop"),
+    ]
+    assert "not running" in result["refused"][0]["error"]
+    [invoice] = invoices(result)
+    lines = {(x["product"], x["charge"]): x for x in invoice["lines"]}
+    vault, endpoint = lines[("vault", "hourly")], lines[("forecast", "realtime_inference")]
+    assert (vault["quantity"], vault["amount"]) == ("3", "0.30")  # 10:00, 11:00, 12:00 begun before 12:30
+    assert vault["explain"].startswith("i-1 2026-03-01 10:00–13:00, 3 h")  # the billed hours
+    assert endpoint["amount"] == "2.50"  # 2 instances × 2.5 h × 0.50
+    crm = lines[("crm", "hourly")]
+    assert (crm["quantity"], crm["amount"]) == ("6", "0.30")  # not unsubscribed: runs until its stop at 16:00
+
+
 @pytest.mark.rule("SUB-01")
 def test_a_trial_covers_the_most_expensive_instance_and_sends_its_messages_SUB_01() -> None:
     start = {"buyer": BUYER, "product": "trial"}

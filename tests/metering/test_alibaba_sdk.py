@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -218,8 +219,16 @@ def test_compute_nest_push_stores_usage_of_the_service_instance(live: Live, sche
 
 
 def test_a_push_of_100_records_is_accepted(live: Live) -> None:
+    """Back-to-back intervals of just over 5 minutes, 50 for each of two instances (one instance's intervals
+    must not overlap, MTR-05)."""
     start = epoch(live.now - timedelta(hours=5))
-    live.push([record(INSTANCE, start + 60 * n, start + 60 * n + 301) for n in range(100)])
+    live.push(
+        [
+            record(instance, start + 301 * n, start + 301 * (n + 1))
+            for n in range(50)
+            for instance in (INSTANCE, INSTANCE_2)
+        ]
+    )
     assert len(live.stored()) == 100
 
 
@@ -505,6 +514,40 @@ def test_the_same_instance_key_and_start_with_another_value_is_refused_MTR_05(li
         "Duplicate.Metering",
     )
     assert live.stored() == [(INSTANCE, live.start, live.start + 3600, "queries", 12, "seller")]
+
+
+@pytest.mark.rule("MTR-05")
+def test_an_interval_is_its_start_and_end_and_is_reported_once_MTR_05(live: Live) -> None:
+    """An interval is (instance, Key, StartTime, EndTime): the identical interval and value again is a success
+    stored once; the same start with another EndTime is a conflict (Duplicate.Metering), as another Value is;
+    an interval overlapping a stored one of the same instance and Key, by any amount, is Overlap.Metering.
+    Adjacent intervals and other instances' intervals do not clash."""
+    s = epoch(live.now - timedelta(hours=4))
+    live.push([record(INSTANCE, s, s + 3600, queries=12)])
+    live.push([record(INSTANCE, s, s + 3600, queries=12)])  # the same interval again: success, stored once
+
+    error = refused(lambda: live.push([record(INSTANCE, s, s + 1800, queries=12)]), "Duplicate.Metering", 400, live)
+    assert "MTR-05" in message(error) and iso(s + 3600) in message(error) and iso(s + 1800) in message(error)
+    refused(lambda: live.push_service(INSTANCE, [record(None, s, s + 5400, queries=12)]), "Duplicate.Metering")
+    for overlapping in [(s + 1800, s + 5400), (s - 1800, s + 600), (s - 3600, s + 7200), (s + 1, s + 3599)]:
+        push = partial(live.push, [record(INSTANCE, *overlapping, queries=3)])
+        error = refused(push, "Overlap.Metering", 400, live)
+        assert f"overlaps {iso(s)}–{iso(s + 3600)}, already received" in message(error)
+        assert "MTR-05" in message(error) and "Nothing of this push was stored" in message(error)
+    refused(lambda: live.push_service(INSTANCE, [record(None, s + 600, s + 1200)]), "Overlap.Metering")
+    assert live.stored() == [(INSTANCE, s, s + 3600, "queries", 12, "seller")]
+
+    live.push([record(INSTANCE, s + 3600, s + 7200, queries=5), record(INSTANCE_2, s + 600, s + 1200, queries=7)])
+    error = refused(
+        lambda: live.push([record(INSTANCE, s + 7200, s + 9000), record(INSTANCE, s + 8000, s + 10800)]),
+        "Overlap.Metering",
+    )
+    assert "Metering[1]" in message(error) and "earlier in this batch" in message(error)
+    assert live.stored() == [
+        (INSTANCE, s, s + 3600, "queries", 12, "seller"),
+        (INSTANCE, s + 3600, s + 7200, "queries", 5, "seller"),
+        (INSTANCE_2, s + 600, s + 1200, "queries", 7, "seller"),
+    ]
 
 
 @pytest.mark.rule("MTR-05")

@@ -39,6 +39,7 @@ from tests.factories.metering import (
     EU_ONLY,
     GATEWAY,
     MANAGED,
+    ML,
     OTHER,
     OTHER_BUYER,
     OTHER_BUYER_KEY,
@@ -78,11 +79,11 @@ class Live:
             config=ONE_ATTEMPT.merge(Config(**options)) if options else ONE_ATTEMPT,
         )
 
-    def entitlement(self, key: Key = SELLER_KEY) -> Any:
+    def entitlement(self, key: Key = SELLER_KEY, region: str = REGION) -> Any:
         return boto3.client(
             "marketplace-entitlement",
             endpoint_url=self.url,
-            region_name=REGION,
+            region_name=region,
             aws_access_key_id=key[0],
             aws_secret_access_key=key[1],
             config=ONE_ATTEMPT,
@@ -489,6 +490,28 @@ def test_batch_for_a_product_the_seller_does_not_own_is_an_invalid_product_MTR_0
     assert live.stored() == []
 
 
+@pytest.mark.parametrize(
+    ("code", "dimension", "customer"),
+    [(GATEWAY, "calls", "gw-1"), (CONTAINER, "calls", "ctr-1"), (ML, "calls", "ml-1")],
+    ids=["ami", "container", "ml"],
+)
+def test_batch_for_a_product_metered_by_the_buyers_deployment_is_an_invalid_product(
+    live: Live, code: str, dimension: str, customer: str
+) -> None:
+    """api-surface §1.1/§1.2: BatchMeterUsage is the SaaS operation, called by the seller; server images and
+    containers meter with MeterUsage from the buyer's deployment (ML products are metered by the platform).
+    The product's kind is checked before its dimensions, and the whole batch is refused."""
+    m = live.metering(SELLER_KEY)
+    with pytest.raises(m.exceptions.InvalidProductCodeException) as caught:
+        m.batch_meter_usage(ProductCode=code, UsageRecords=[record(live.hour, dimension, 1, customer)])
+    message = caught.value.response["Error"]["Message"]
+    assert "UsageRecords[0]" in message and "MeterUsage" in message and "not processed" in message
+    assert live.stored() == []
+    if code == GATEWAY:  # the same usage through the operation for AMI products is accepted
+        live.metering().meter_usage(ProductCode=GATEWAY, Timestamp=live.hour, UsageDimension="calls", UsageQuantity=1)
+        assert [(r[2], r[3]) for r in live.stored()] == [("calls", 1)]
+
+
 @pytest.mark.rule("MTR-03")
 def test_batch_sent_to_a_region_the_product_is_not_in_is_refused_MTR_03(live: Live) -> None:
     m = live.metering(SELLER_KEY)
@@ -617,6 +640,48 @@ def test_resolve_customer_after_the_token_lifetime_is_an_expired_token_SUB_06(li
 
 
 @pytest.mark.rule("SUB-06")
+def test_resolve_customer_resolves_a_token_once_SUB_06(live: Live) -> None:
+    """api-surface §1.5.10: a reused token is an expired token. The use is durable (a new server process, or
+    another one sharing the database, refuses it too), and concurrent resolutions let exactly one through."""
+    subscription = subscribe_to_saas(live)
+    token = subscription["fulfillment"]["registration_token"]
+    m = live.metering(SELLER_KEY)
+    assert m.resolve_customer(RegistrationToken=token)["CustomerIdentifier"] == subscription["customer_identifier"]
+    with pytest.raises(m.exceptions.ExpiredTokenException) as caught:
+        m.resolve_customer(RegistrationToken=token)
+    assert "already resolved" in caught.value.response["Error"]["Message"]
+    with live_server(live.db) as other_process:
+        again = boto3.client(
+            "meteringmarketplace",
+            endpoint_url=other_process,
+            region_name=REGION,
+            aws_access_key_id=SELLER_KEY[0],
+            aws_secret_access_key=SELLER_KEY[1],
+            config=ONE_ATTEMPT,
+        )
+        with pytest.raises(again.exceptions.ExpiredTokenException):
+            again.resolve_customer(RegistrationToken=token)
+    native = live.api("POST", "/fulfillment/resolve", "acme-token", json={"registration_token": token})
+    assert (native.status_code, native.json()["error"]) == (400, "expired_token")
+
+    # A fresh token (a new subscription), resolved by eight clients at once.
+    cancelled = live.api("POST", f"/subscriptions/{subscription['id']}/cancel", "unsubscribed-token")
+    assert cancelled.status_code == 200, cancelled.text
+    fresh = subscribe_to_saas(live)["fulfillment"]["registration_token"]
+
+    def resolve(client: Any) -> str:
+        try:
+            client.resolve_customer(RegistrationToken=fresh)
+        except client.exceptions.ExpiredTokenException:
+            return "expired"
+        return "resolved"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(resolve, [live.metering(SELLER_KEY) for _ in range(8)]))
+    assert sorted(answers) == ["expired"] * 7 + ["resolved"]
+
+
+@pytest.mark.rule("SUB-06")
 def test_resolve_customer_refuses_garbage_and_other_sellers_SUB_06(live: Live) -> None:
     token = subscribe_to_saas(live)["fulfillment"]["registration_token"]
     m = live.metering(SELLER_KEY)
@@ -628,6 +693,7 @@ def test_resolve_customer_refuses_garbage_and_other_sellers_SUB_06(live: Live) -
     with pytest.raises(other.exceptions.InvalidTokenException):
         other.resolve_customer(RegistrationToken=token)
     refused(lambda: live.metering(BUYER_KEY).resolve_customer(RegistrationToken=token), "AccessDeniedException")
+    # None of the refused attempts used the token up.
     assert m.resolve_customer(RegistrationToken=token)["ProductCode"] == SAAS
 
 
@@ -678,6 +744,24 @@ def test_get_entitlements_answers_the_contracts_quantities_and_expiry_SUB_07(liv
 
     assert live.entitlement(OTHER_SELLER_KEY).get_entitlements(ProductCode=CONTRACT)["Entitlements"] == []
     assert e.get_entitlements(ProductCode=OTHER)["Entitlements"] == []
+
+
+@pytest.mark.rule("SUB-07")
+@pytest.mark.parametrize("region", ["eu-west-1", "us-west-2"])
+def test_get_entitlements_is_served_in_the_marketplaces_region_only_SUB_07(live: Live, region: str) -> None:
+    """api-surface §2: the entitlement service runs in us-east-1 only. A request signed for another region is
+    refused with the model's client error, for a product offered in that region as well (entitlements are not
+    regional), and nothing about the contracts is revealed."""
+    e = live.entitlement(region=region)
+    for code in (CONTRACT, EU_ONLY):
+        with pytest.raises(e.exceptions.InvalidParameterException) as caught:
+            e.get_entitlements(ProductCode=code)
+        error = caught.value.response
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert REGION in error["Error"]["Message"] and region in error["Error"]["Message"]
+        assert "Entitlements" not in error
+    assert len(live.entitlement().get_entitlements(ProductCode=CONTRACT)["Entitlements"]) == 3
+    assert live.entitlement().get_entitlements(ProductCode=EU_ONLY)["Entitlements"] == []  # answered, not refused
 
 
 @pytest.mark.rule("SUB-07")

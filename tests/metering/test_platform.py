@@ -287,6 +287,60 @@ def test_prc12_an_endpoint_is_metered_per_second_in_each_clock_hour(market: Mark
     assert unpriced.value.problems[0]["loc"] == "instance_type"
 
 
+@pytest.mark.rule("MTR-06")
+def test_mtr06_cancelling_a_subscription_stops_its_runs_at_that_instant(market: Market, client: TestClient) -> None:
+    """The runs of a cancelled subscription stop when it ends, in the cancel's own transaction: an instance, an
+    endpoint and a managed-service instance meter nothing after 12:30:20, the hourly ticks after it add nothing,
+    and the instance id may run again under a new subscription. Another product's run goes on."""
+    market.start("2026-03-02T10:00:00", "i-1", "hr-1")
+    market.start("2026-03-02T10:00:00", "ep-1", "ml-1", RunKind.ENDPOINT, "ml.m5.large", instances=2)
+    market.start("2026-03-02T10:00:00", "db-1", "db-1", RunKind.SERVICE, None)
+    market.start("2026-03-02T10:00:00", "q-1", "queue-1", RunKind.SERVICE, "large")
+    market.work("2026-03-02T12:00:00")
+    market.at("2026-03-02T12:30:20")
+    for customer in ("hr-1", "ml-1", "db-1"):
+        with market.db.reader() as session:
+            subscription_id = market.subscription(session, customer).id
+        response = client.post(f"/api/v1/subscriptions/{subscription_id}/cancel", headers=BUYER)
+        assert response.status_code == 200, response.text
+        assert response.json()["ended_at"].startswith("2026-03-02T12:30:20")
+    with market.db.reader() as session:
+        runs = {r.instance_id: r for r in session.scalars(select(InstanceRun))}
+    assert {i: runs[i].stopped_at for i in ("i-1", "ep-1", "db-1")} == dict.fromkeys(
+        ("i-1", "ep-1", "db-1"), t("2026-03-02T12:30:20")
+    )
+    assert runs["q-1"].stopped_at is None
+    ended = [
+        ("2026-03-02T10:00:00", "hourly:m5.large", 1),
+        ("2026-03-02T11:00:00", "hourly:m5.large", 1),
+        ("2026-03-02T12:00:00", "hourly:m5.large", 1),  # begun before the end (MTR-06 rounds up)
+        ("2026-03-02T10:00:00", "realtime_inference:ml.m5.large", 7200),
+        ("2026-03-02T11:00:00", "realtime_inference:ml.m5.large", 7200),
+        ("2026-03-02T12:00:00", "realtime_inference:ml.m5.large", 2 * 1820),
+        ("2026-03-02T10:00:00", "uptime", 3600),
+        ("2026-03-02T11:00:00", "uptime", 3600),
+        ("2026-03-02T12:00:00", "uptime", 1820),
+    ]
+
+    def usage_of_ended() -> list[tuple[str, str, int]]:
+        return sorted((u for u in market.usage() if not u[1].endswith("_time")), key=lambda u: (u[1], u[0]))
+
+    assert usage_of_ended() == sorted(ended, key=lambda u: (u[1], u[0]))
+    market.work("2026-03-02T13:00:00")
+    market.work("2026-03-02T16:00:00")
+    assert usage_of_ended() == sorted(ended, key=lambda u: (u[1], u[0]))
+    assert [q for _, d, q in market.usage() if d == "msg_time"] == [3600] * 6  # 10:00 to 16:00, still running
+    with pytest.raises(InstanceNotRunning):
+        market.stop("2026-03-02T16:00:00", "i-1")
+
+    resubscribed = client.post("/api/v1/subscriptions", json={"product": f.HOURLY, "accept_eula": True}, headers=BUYER)
+    assert resubscribed.status_code == 201, resubscribed.text
+    market.at("2026-03-02T17:00:00")
+    with market.db.unit_of_work() as session:
+        subscription = session.get_one(Subscription, resubscribed.json()["id"])
+        platform.start_instance(session, subscription, "i-1", "m5.large", t("2026-03-02T17:00:00"), "us-east-1")
+
+
 @pytest.mark.rule("PRC-12")
 def test_prc12_an_endpoint_with_several_instances_meters_each(market: Market) -> None:
     market.start("2026-03-02T10:00:00", "ep-1", "ml-1", RunKind.ENDPOINT, "ml.m5.large", instances=3)

@@ -65,13 +65,26 @@ def test_sub06_garbage_is_an_invalid_token(client: TestClient, m: Market, garbag
 
 
 def test_sub06_token_expires_after_an_hour(client: TestClient, m: Market, manual_clock: ManualClock) -> None:
+    """Two tokens issued at the same instant: one resolved at 59 minutes, the other (never resolved) refused at
+    61 minutes."""
     token = subscribe(client, m.buyer, SAAS)["fulfillment"]["registration_token"]
+    other = subscribe(client, m.other_buyer, SAAS)["fulfillment"]["registration_token"]
     manual_clock.advance(timedelta(minutes=59))
     assert resolve(client, m.seller, token).status_code == 200
     manual_clock.advance(timedelta(minutes=2))  # 61 minutes after issue
+    response = resolve(client, m.seller, other)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "expired_token"
+    assert "expired" in response.json()["detail"]
+
+
+def test_sub06_token_resolves_once(client: TestClient, m: Market) -> None:
+    token = subscribe(client, m.buyer, SAAS)["fulfillment"]["registration_token"]
+    assert resolve(client, m.seller, token).status_code == 200
     response = resolve(client, m.seller, token)
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "expired_token"
+    assert "already resolved" in response.json()["detail"]
 
 
 @pytest.mark.parametrize("code", [HOURLY, TRIAL])

@@ -16,7 +16,12 @@ Choices where Alibaba's documentation is silent or Agora differs (api-surface.md
 * An unknown action or version is `InvalidAction.NotFound` with HTTP 404, as Alibaba's gateways answer it (the
   request reached no API, so 404 like the other not-found codes).
 * A push is all or nothing: Alibaba answers one error for a push, so one refused entity refuses the push and
-  nothing of it is stored. An identical re-push succeeds and stores nothing new (MTR-05).
+  nothing of it is stored.
+* An interval is its instance, Key, StartTime and EndTime (Alibaba's docs say nothing of re-pushes). The same
+  interval with the same Value again succeeds and stores nothing new (MTR-05); the same instance, Key and
+  StartTime with another EndTime or Value is `Duplicate.Metering`; an interval overlapping one already stored
+  (or another in the push) for the same instance and Key is `Overlap.Metering`: a stretch of time is reported
+  once. Adjacent intervals (one's EndTime the next one's StartTime) do not overlap.
 * The request's `RegionId` is not signed into V3 requests and is not checked; the product must be offered in
   the marketplace's own region (MTR-03, checked by the service).
 * `meteringAssit` and `SerialNo` are accepted and ignored; so is the "one push per instance per 60 s" rate.
@@ -73,7 +78,8 @@ class AlibabaError(Exception):
 
 
 # Every metering problem, as an Alibaba error code. Allocations, tags, client tokens and customer accounts are
-# never sent through this API; their problems are mapped only so that the table is complete.
+# never sent through this API, nor does it restrict product kinds; their problems are mapped only so that the
+# table is complete.
 PROBLEM_CODES: dict[Problem, tuple[str, int]] = {
     Problem.UNKNOWN_PRODUCT: ("InvalidInstance.NotFound", 404),
     Problem.WRONG_REGION: ("InvalidParameter.Region", 400),
@@ -86,6 +92,8 @@ PROBLEM_CODES: dict[Problem, tuple[str, int]] = {
     Problem.INVALID_ALLOCATIONS: ("InvalidParameter.Metering", 400),
     Problem.INVALID_TAG: ("InvalidParameter.Metering", 400),
     Problem.INVALID_CUSTOMER: ("InvalidParameter.InstanceId", 400),
+    Problem.WRONG_PRODUCT_KIND: ("InvalidInstance.NotFound", 404),
+    Problem.OVERLAPPING_PERIOD: ("Overlap.Metering", 400),
 }
 ALL_FATAL = frozenset(Problem)
 

@@ -21,6 +21,7 @@ from agora import clock
 from agora.auth import Principal, access_key_secret_cached
 from agora.compat.aws import sigv4
 from agora.compat.errors import ProtocolError
+from agora.config import get_settings
 from agora.db import Database
 from agora.metering import service as metering
 from agora.metering.service import Allocation, Problem, Reading, Source
@@ -56,6 +57,8 @@ PROBLEM_CODES: dict[Problem, str] = {
     Problem.INVALID_ALLOCATIONS: "InvalidUsageAllocationsException",
     Problem.INVALID_TAG: "InvalidTagException",
     Problem.INVALID_CUSTOMER: "InvalidCustomerIdentifierException",
+    Problem.WRONG_PRODUCT_KIND: "InvalidProductCodeException",
+    Problem.OVERLAPPING_PERIOD: "DuplicateRequestException",  # hourly records never overlap; for completeness
 }
 # BatchMeterUsage answers these per record; any other problem refuses the whole batch (api-surface §1.5.1).
 PER_RECORD = frozenset({Problem.NOT_SUBSCRIBED, Problem.DUPLICATE_CONFLICT})
@@ -251,7 +254,9 @@ def meter_usage(db: Database, principal: Principal, region: str, payload: dict[s
 
 
 def batch_meter_usage(db: Database, principal: Principal, region: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The seller reports for its customers, up to 25 records of one product (api-surface §1.2, §1.5)."""
+    """The seller reports for its customers, up to 25 records of one product (api-surface §1.2, §1.5). It is the
+    SaaS operation: AMI and container products are metered by the buyer's deployment with MeterUsage (§1.1), so
+    their product codes are invalid here; managed services are seller-reported too (PRC-14) and accepted."""
     _seller(principal, "BatchMeterUsage")
     code = _product_code(payload, required=False)
     if not code:
@@ -287,11 +292,22 @@ def batch_meter_usage(db: Database, principal: Principal, region: str, payload: 
             )
         )
     try:
-        outcomes = metering.ingest_in(db, principal, readings, region=region, source=Source.SELLER, fatal=BATCH_FATAL)
+        outcomes = metering.ingest_in(
+            db,
+            principal,
+            readings,
+            region=region,
+            source=Source.SELLER,
+            fatal=BATCH_FATAL,
+            kinds=metering.SELLER_REPORTED,
+        )
     except metering.BatchRefused as refusal:
+        message = refusal.outcome.message
+        if refusal.outcome.problem is Problem.WRONG_PRODUCT_KIND:
+            message += " (BatchMeterUsage is for SaaS products; server images and containers meter with MeterUsage)"
         raise AwsError(
             PROBLEM_CODES[refusal.outcome.problem or Problem.INVALID_QUANTITY],
-            f"UsageRecords[{refusal.index}]: {refusal.outcome.message}; the batch was not processed",
+            f"UsageRecords[{refusal.index}]: {message}; the batch was not processed",
         ) from None
     results = []
     for record, outcome in zip(records, outcomes, strict=True):
@@ -355,13 +371,24 @@ MAX_ENTITLEMENTS = 25
 
 
 def get_entitlements(session: Session, principal: Principal, region: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """SUB-07, the AWS way: the same service as the native entitlements query, paged 25 at a time."""
+    """SUB-07, the AWS way: the same service as the native entitlements query, paged 25 at a time.
+
+    AWS runs the entitlement service in one region only (api-surface §2: us-east-1; a client configured for
+    another region has no endpoint to reach). Agora's is the marketplace's own region, so a request whose SigV4
+    scope names another region is refused with the model's client error, whatever product it asks about:
+    entitlements are not regional, so a product's own regions do not matter here."""
     from agora.subscriptions import contracts
 
     def invalid(message: str) -> AwsError:
         return AwsError("InvalidParameterException", message)
 
     _seller(principal, "GetEntitlements")
+    served = get_settings().region
+    if region != served:
+        raise invalid(
+            f"the entitlement service is served in {served} only; this request is signed for {region}. "
+            f"Call GetEntitlements with region {served}"
+        )
     code = payload.get("ProductCode")
     if not isinstance(code, str) or not code:
         raise invalid("ProductCode is required")
