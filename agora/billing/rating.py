@@ -337,6 +337,8 @@ def _monthly(subscription: Subscription, start: datetime, end: datetime) -> list
 
 
 def _usage(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
+    if not _ever_priced(subscription, "usage"):
+        return []
     totals: dict[tuple[str, Decimal], int] = defaultdict(int)
     hours: dict[tuple[str, Decimal], int] = defaultdict(int)
     rates_of: dict[int, dict[str, Decimal]] = {}  # per pricing document
@@ -385,7 +387,14 @@ def _graduated(quantity: int, tiers: Sequence[tuple[int | None, Decimal]]) -> li
     return parts
 
 
+def _ever_priced(subscription: Subscription, component: str) -> bool:
+    """Whether any price version of the subscription charges for `component` (so its records need a look)."""
+    return any(_paid(v.pricing) and v.pricing.get(component) for v in subscription.versions)
+
+
 def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
+    if not _ever_priced(subscription, "tiered"):
+        return []
     per_period: dict[tuple[str, datetime], int] = defaultdict(int)
     tiers_of: dict[tuple[str, datetime], tuple[tuple[int | None, Decimal], ...]] = {}
     # per pricing document: its tiered items' bounds, and whether tiers run per day (else per hour)

@@ -264,9 +264,13 @@ def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) ->
             UsageRollup.late,
         ).where(UsageRollup.period == period, UsageRollup.buyer_id.in_(todo))
     )
-    for subscription_id, hour, last_hour, dimension, resource, quantity, records, is_late in rows:
-        first = instants.get(hour) or instants.setdefault(hour, from_epoch(hour))
-        last = instants.get(last_hour) or instants.setdefault(last_hour, from_epoch(last_hour))
+    for subscription_id, hour, last_hour, dimension, resource, quantity, records, is_late in rows.all():
+        first = instants.get(hour)
+        if first is None:
+            first = instants[hour] = from_epoch(hour)
+        last = instants.get(last_hour)
+        if last is None:
+            last = instants[last_hour] = from_epoch(last_hour)
         (late if is_late else usage)[subscription_id].append(
             rating.Usage(first, dimension, quantity, resource, last, records)
         )
