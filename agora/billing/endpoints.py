@@ -49,7 +49,8 @@ def invoices(
     format: str = Query("json", pattern="^(json|csv)$"),
 ) -> dict[str, Any] | Response:
     """The caller's invoices (BIL-01). A seller sees the invoices that bill its products, with only those
-    lines; `format=csv` gives one row per line."""
+    lines; `format=csv` gives one row per line, its last column whether the line is a software or an
+    infrastructure charge (LST-10)."""
     query = _visible(principal)
     if period:
         query = query.where(Invoice.period == period)
@@ -58,12 +59,13 @@ def invoices(
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["invoice", "buyer", "period", "kind", "product", "charge", "instance_type", "dimension",
-                         "quantity", "unit_price", "amount", "explain"])  # fmt: skip
+                         "quantity", "unit_price", "amount", "explain", "category"])  # fmt: skip
         for invoice in found:
             for line in invoice["lines"]:
                 writer.writerow([invoice["id"], invoice["buyer"], invoice["period"], invoice["kind"], line["product"],
                                  line["charge"], line["instance_type"] or "", line["dimension"] or "",
-                                 line["quantity"], line["unit_price"], line["amount"], line["explain"]])  # fmt: skip
+                                 line["quantity"], line["unit_price"], line["amount"], line["explain"],
+                                 line["category"]])  # fmt: skip
         return Response(out.getvalue(), media_type="text/csv")
     return {"invoices": found}
 

@@ -2,8 +2,10 @@
 
 A month's disbursement to a seller pays every software line billed to its products on that month's
 invoices (monthly and upfront), less the listing fee of the product's kind and pricing family — none for
-Free, BYOL or open-source listings (PRC-17). The fee is computed exactly per line and rounded once per
-line; the statement lists every invoice line it covers, and no line is ever paid twice.
+Free, BYOL or open-source listings (PRC-17). Infrastructure lines (PRC-14 `bill` items) are passed through:
+never paid to the seller and never charged a listing fee; the statement shows their sum apart (LST-10).
+The fee is computed exactly per line and rounded once per line; the statement lists every invoice line it
+covers, and no line is ever paid twice.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agora import jobs
-from agora.billing.rating import month_bounds
+from agora.billing.rating import INFRASTRUCTURE, SOFTWARE, month_bounds
 from agora.models import (
     Disbursement,
     DisbursementLine,
@@ -31,6 +33,10 @@ from agora.money import from_cents, to_cents
 from agora.pricing.service import fee_percent
 
 PAID_STATES = ("finalized", "paid")
+PASS_THROUGH_NOTE = (
+    "pays software charges only: infrastructure charges billed with your products are passed through to the "
+    "marketplace, are not paid to you and carry no listing fee [LST-10]"
+)
 
 
 def disburse(session: Session, period: str) -> list[Disbursement]:
@@ -43,7 +49,7 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
         .where(
             Invoice.period == period,
             Invoice.state.in_(PAID_STATES),
-            InvoiceLine.category == "software",
+            InvoiceLine.category == SOFTWARE,
             InvoiceLine.id.not_in(paid_out),
         )
         .order_by(InvoiceLine.seller_id, InvoiceLine.id)
@@ -104,6 +110,16 @@ def statement(session: Session, disbursement: Disbursement) -> dict[str, Any]:
         .where(DisbursementLine.disbursement_id == disbursement.id)
         .order_by(DisbursementLine.id)
     ).all()
+    infrastructure = session.scalar(
+        select(func.sum(InvoiceLine.amount_cents))
+        .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+        .where(
+            InvoiceLine.seller_id == disbursement.seller_id,
+            InvoiceLine.category == INFRASTRUCTURE,
+            Invoice.period == disbursement.period,
+            Invoice.state.in_(PAID_STATES),
+        )
+    )
     return {
         "id": disbursement.id,
         "seller": seller.handle,
@@ -111,6 +127,8 @@ def statement(session: Session, disbursement: Disbursement) -> dict[str, Any]:
         "gross": f"{from_cents(disbursement.gross_cents):.2f}",
         "listing_fee": f"{from_cents(disbursement.fee_cents):.2f}",
         "net": f"{from_cents(disbursement.net_cents):.2f}",
+        "infrastructure_passed_through": f"{from_cents(int(infrastructure or 0)):.2f}",
+        "notes": [PASS_THROUGH_NOTE],
         "lines": [
             {
                 "invoice": invoice.id,
@@ -127,14 +145,15 @@ def statement(session: Session, disbursement: Disbursement) -> dict[str, Any]:
 
 
 def report(session: Session, seller_id: int, period: str) -> dict[str, Any]:
-    """A seller's month: billed revenue per product and charge, subscribers, usage by dimension."""
+    """A seller's month: billed revenue per product, charge and category (software or infrastructure,
+    LST-10), subscribers, usage by dimension."""
     revenue = session.execute(
-        select(Product.code, InvoiceLine.charge, func.sum(InvoiceLine.amount_cents))
+        select(Product.code, InvoiceLine.charge, InvoiceLine.category, func.sum(InvoiceLine.amount_cents))
         .join(Product, Product.id == InvoiceLine.product_id)
         .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
         .where(InvoiceLine.seller_id == seller_id, Invoice.period == period)
-        .group_by(Product.code, InvoiceLine.charge)
-        .order_by(Product.code, InvoiceLine.charge)
+        .group_by(Product.code, InvoiceLine.charge, InvoiceLine.category)
+        .order_by(Product.code, InvoiceLine.charge, InvoiceLine.category)
     ).all()
     subscribers = session.execute(
         select(Product.code, func.count(Subscription.id))
@@ -158,8 +177,8 @@ def report(session: Session, seller_id: int, period: str) -> dict[str, Any]:
     return {
         "period": period,
         "revenue": [
-            {"product": code, "charge": charge, "amount": f"{from_cents(int(cents)):.2f}"}
-            for code, charge, cents in revenue
+            {"product": code, "charge": charge, "category": category, "amount": f"{from_cents(int(cents)):.2f}"}
+            for code, charge, category, cents in revenue
         ],
         "subscribers": [{"product": code, "active": count} for code, count in subscribers],
         "usage": [{"product": code, "dimension": dim, "quantity": int(q)} for code, dim, q in usage],

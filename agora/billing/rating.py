@@ -13,7 +13,8 @@ behind it (BIL-01). What it rates:
   (PRC-13); ML training, batch and real-time inference per second at hourly prices (PRC-12);
 - the price version that applies at each hour (CHG-01/02, `pricing.versions.applicable`), or a private
   offer's prices (OFR-01).
-Free and BYOL subscriptions make no charges.
+Free and BYOL subscriptions make no charges. Lines of billable items reported from an infrastructure bill
+(PRC-14 `bill`) are infrastructure charges; every other line is a software charge (LST-10).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ HOUR = timedelta(hours=1)
 SECONDS_PER_HOUR = Decimal(3600)
 REFUND_AFTER_TRIAL = timedelta(days=7)
 PLATFORM_CHARGES = ("hourly", "training", "batch_inference", "realtime_inference")
+SOFTWARE, INFRASTRUCTURE = "software", "infrastructure"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Line:
     amount: Decimal
     explain: str
     subscription_id: int | None = None
+    category: str = SOFTWARE  # software | infrastructure: kept apart on invoices and payouts (LST-10)
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,20 @@ def _line(
     instance_type: str | None = None,
     dimension: str | None = None,
     exact: Decimal | None = None,
+    category: str = SOFTWARE,
 ) -> Line:
     amount = round_cents(quantity * unit_price if exact is None else exact)
     return Line(
-        subscription.product, charge, instance_type, dimension, quantity, unit_price, amount, explain, subscription.id
+        subscription.product,
+        charge,
+        instance_type,
+        dimension,
+        quantity,
+        unit_price,
+        amount,
+        explain,
+        subscription.id,
+        category,
     )
 
 
@@ -301,9 +314,13 @@ def graduated(quantity: int, tiers: Sequence[dict[str, Any]]) -> list[tuple[int,
     return parts
 
 
+PASSED_THROUGH = "; an infrastructure charge passed through from the bill, not a software charge [PRC-14, LST-10]"
+
+
 def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
     per_period: dict[tuple[str, datetime], int] = defaultdict(int)
     tiers_of: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
+    passed_through: set[str] = set()  # items reported from an infrastructure bill (PRC-14 `bill`)
     for record in records:
         pricing = subscription.pricing_at(record.hour)
         tiered = pricing.get("tiered")
@@ -318,6 +335,8 @@ def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
         key = (record.dimension, period_start)
         per_period[key] += record.quantity
         tiers_of.setdefault(key, items[record.dimension]["tiers"])
+        if items[record.dimension].get("reporting") == "bill":
+            passed_through.add(record.dimension)
     totals: dict[tuple[str, Decimal], int] = defaultdict(int)
     periods: dict[str, int] = defaultdict(int)
     for (item, _), quantity in per_period.items():
@@ -331,8 +350,9 @@ def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
             Decimal(units),
             price,
             f"{units} {item} in the tier priced {price}, graduated per billing period over {periods[item]} "
-            f"period(s) of cumulative usage [PRC-13]",
+            f"period(s) of cumulative usage [PRC-13]{PASSED_THROUGH if item in passed_through else ''}",
             dimension=item,
+            category=INFRASTRUCTURE if item in passed_through else SOFTWARE,
         )
         for (item, price), units in sorted(totals.items(), key=lambda kv: (kv[0][0], -kv[0][1]))
     ]

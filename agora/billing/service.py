@@ -271,7 +271,7 @@ def _issue_many(
             "subscription_id": line.subscription_id,
             "product_id": products[line.product].id,
             "seller_id": products[line.product].seller_id,
-            "category": "software",
+            "category": line.category,
             "charge": line.charge,
             "instance_type": line.instance_type,
             "dimension": line.dimension,
@@ -348,9 +348,28 @@ def invoices_json(session: Session, invoices: Sequence[Invoice]) -> list[dict[st
     ]
 
 
+CATEGORIES = (rating.SOFTWARE, rating.INFRASTRUCTURE)
+# The DESIGN.md shapes (`agora simulate --json`, `agora bill --json`): what the API adds is left out there.
+DESIGN_LINE_KEYS = ("product", "charge", "instance_type", "dimension", "quantity", "unit_price", "amount", "explain")
+SIMULATE_KEYS = ("buyer", "period", "kind", "currency", "total", "lines")
+BILL_KEYS = ("id", "buyer", "period", "kind", "state", "issued_at", "currency", "total", "lines")
+
+
+def design_shape(document: dict[str, Any], keys: Sequence[str] = SIMULATE_KEYS) -> dict[str, Any]:
+    """An invoice document cut down to a DESIGN.md output shape."""
+    shaped = {key: document[key] for key in keys}
+    shaped["lines"] = [{key: line[key] for key in DESIGN_LINE_KEYS} for line in document["lines"]]
+    return shaped
+
+
 def _invoice_document(
     invoice: Invoice, account: str, rows: Sequence[tuple[InvoiceLine, str]], total_cents: int
 ) -> dict[str, Any]:
+    """Each line says whether it is a software or an infrastructure charge, and `subtotals` sums each
+    apart (LST-10)."""
+    subtotals = dict.fromkeys(CATEGORIES, 0)
+    for line, _ in rows:
+        subtotals[line.category] += line.amount_cents
     return {
         "id": invoice.id,
         "buyer": account,
@@ -360,10 +379,13 @@ def _invoice_document(
         "issued_at": invoice.issued_at.isoformat().replace("+00:00", "Z"),
         "currency": invoice.currency,
         "total": f"{from_cents(total_cents):.2f}",
+        "subtotals": {category: f"{from_cents(cents):.2f}" for category, cents in subtotals.items()},
+        "corrects": invoice.corrects_id,
         "lines": [
             {
                 "product": code,
                 "charge": line.charge,
+                "category": line.category,
                 "instance_type": line.instance_type,
                 "dimension": line.dimension,
                 "quantity": line.quantity,
