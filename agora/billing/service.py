@@ -237,8 +237,12 @@ def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) ->
         )
         if lines:
             issued.append((sources[buyer_id], buyer_id, lines))
-    for invoice in _issue_many(session, issued, "monthly", end, period):
+    created = _issue_many(session, issued, "monthly", end, period)
+    for invoice in created:
         done[invoice.buyer_id] = invoice
+    from agora.billing import automatic  # imports this module
+
+    automatic.after_monthly_invoices(session, created)  # BIL-05 preview refunds, RFD-02 metering errors
     return done
 
 

@@ -79,7 +79,7 @@ def manifest(at: datetime) -> dict[str, Any]:
         "operators": [{"id": "ops", "api_tokens": ["ops-token"]}],
         "products": [
             _product(DB, "managed_service", {"tiered": tiered}, managed_service=service),
-            _product(MODEL, "ml_model", ml_pricing, ml={"supported_instance_types": ["ml.m5.large"]}),
+            _product(MODEL, "ml_model", ml_pricing, ml={"supported_instance_types": ["ml.m5.large"], "preview": True}),
             _product(GA_MODEL, "ml_model", ml_pricing, ml={"supported_instance_types": ["ml.m5.large"]}),
             _product(TRIAL, "ami", {"hourly": {"m5.large": "0.10"}, "free_trial_days": 7}),
             _product(APP, "saas", {"usage": {"category": "users", "dimensions": [USERS]}}),
@@ -135,6 +135,13 @@ def bill_line(db: Database, customer: str, item: str, hour: datetime, quantity: 
             session, [platform.BillLine(DB, item, hour, quantity, customer_identifier=customer)]
         )
         assert outcome.ok, outcome
+
+
+def ml_job(db: Database, customer: str, seconds: int, at: datetime) -> None:
+    """A batch-inference job on one ml.m5.large instance (1.20 an hour, metered per second)."""
+    with db.unit_of_work() as session:
+        subscription = session.scalars(select(Subscription).where(Subscription.customer_identifier == customer)).one()
+        platform.ml_job(session, subscription, "batch_inference", "ml.m5.large", 1, seconds, at)
 
 
 def subscription_of(db: Database, customer: str) -> Subscription:
