@@ -7,7 +7,9 @@
   within 14 days of it. A refunded annual subscription ends when it is refunded.
 - No tax is calculated here, so a tax-only refund is refused with that reason (RFD-04).
 - A refund never exceeds what was charged for the line, less what was refunded before (RFD-05).
-The automatic refund of charges within 7 days after a trial converts (RFD-02) is made by the rating core.
+The automatic refund of charges within 7 days after a trial converts (RFD-02) is made by the rating core on
+invoices rated after the cancellation, and on a credit note for a month already invoiced; that and the other
+refunds nobody approves (BIL-05 preview, RFD-02 metering errors) are in `agora.billing.automatic`.
 """
 
 from __future__ import annotations

@@ -328,6 +328,12 @@ class _Terms:
         )
 
 
+def rating_terms(session: Session, subscriptions: Sequence[Subscription]) -> dict[int, rating.Subscription]:
+    """The rating core's view of these subscriptions, as the month's close builds it (to re-rate a month)."""
+    catalog = _Terms(session, subscriptions)
+    return {subscription.id: catalog.of(subscription) for subscription in subscriptions}
+
+
 # --- reading invoices back -----------------------------------------------------------------------------------
 
 

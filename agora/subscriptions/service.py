@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from agora import audit, clock, jobs
 from agora.auth import Principal
+from agora.billing import automatic
 from agora.config import fernet_key
 from agora.errors import AgoraError, Conflict, Forbidden, Invalid, NotFound
 from agora.models import Buyer, Product, ProductAsset, Role, Subscription, TrialUse
@@ -181,6 +182,7 @@ def end(session: Session, subscription: Subscription) -> datetime:
     """End a subscription now; the seller hears unsubscribe-pending, and unsubscribe-success an hour later,
     the time it has to send the last usage records (SUB-06)."""
     ended = subscription.ended_at = clock.now()
+    automatic.enqueue_refund_after_trial(session, subscription)  # RFD-02 on months already invoiced
     product = session.get_one(Product, subscription.product_id)
     data = _event_data(subscription, product, session.get_one(Buyer, subscription.buyer_id))
     webhooks.emit(session, product, "unsubscribe-pending", data)
