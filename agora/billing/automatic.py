@@ -7,6 +7,7 @@ has a unique source, so a repeated or resumed run issues it once:
   The rating core waives them on any invoice rated after the cancellation; an invoice closed before it
   (converted in March, cancelled on 2 April) is corrected by the `billing.refund_after_trial` job the
   cancellation enqueues: the invoice's hourly lines less what re-rating that month now gives.
+- RFD-02: charges caused by metering errors the seller confirmed (`agora.billing.metering_errors`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def after_monthly_invoices(session: Session, invoices: Sequence[Invoice]) -> Non
     """What the month's close does right after it writes these monthly invoices, in the same transaction."""
     if invoices:
         refund_preview_charges(session, invoices)
+        from agora.billing import metering_errors  # imports this module
+
+        metering_errors.credit_new_invoices(session, invoices)
 
 
 # --- ML products in preview (BIL-05) ---------------------------------------------------------------------
@@ -110,20 +114,25 @@ def credit(
 # --- re-rating a closed month ------------------------------------------------------------------------------
 
 
-def period_usage(session: Session, subscription_ids: Sequence[int], period: str) -> dict[int, list[rating.Usage]]:
+def period_usage(
+    session: Session, subscription_ids: Sequence[int], period: str, *, errors_from: int | None = None
+) -> dict[int, list[rating.Usage]]:
     """The subscriptions' usage in `period` as the month's close rates it: summed per clock hour, dimension
-    and resource. Read from `usage_records` by the month's time range (the leading column of its only
-    index); corrections are rare, so this is not the close's bulk path."""
+    and resource, without records confirmed as metering errors — except, with `errors_from`, those of the
+    errors numbered from it on (still billed, not yet refunded). Read from `usage_records` by the month's
+    time range (the leading column of its unique index); corrections are rare, not the close's bulk path."""
     start, end = month_bounds(period)
     c = UsageRecord.__table__.c
     hour = c.period_start - c.period_start % 3600
     statement = (
-        select(c.subscription_id, hour, c.dimension, c.resource, c.quantity)
+        select(c.subscription_id, hour, c.dimension, c.resource, c.quantity, c.error_id, c.voided_at)
         .where(c.period_start >= int(start.timestamp()), c.period_start < int(end.timestamp()))
         .where(c.subscription_id.in_(list(subscription_ids)))
     )
     sums: dict[tuple[int, int, str, str], int] = defaultdict(int)
-    for subscription_id, at, dimension, resource, quantity in session.execute(statement):
+    for subscription_id, at, dimension, resource, quantity, error_id, voided_at in session.execute(statement):
+        if error_id is not None and (voided_at is not None or errors_from is None or error_id < errors_from):
+            continue
         sums[(subscription_id, at, dimension, resource)] += quantity
     usage: dict[int, list[rating.Usage]] = defaultdict(list)
     for (subscription_id, at, dimension, resource), quantity in sorted(sums.items()):

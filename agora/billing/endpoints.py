@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from agora.auth import ANY_ROLE, Principal, require
-from agora.billing import payouts, pdf, refunds, service
+from agora.billing import metering_errors, payouts, pdf, refunds, service
 from agora.deps import Uow
 from agora.errors import Invalid, NotFound
 from agora.models import Disbursement, Invoice, InvoiceLine, Role
@@ -178,3 +178,25 @@ def pay(invoice_id: int, session: Uow, principal: Principal = Depends(operator_o
 def void(invoice_id: int, body: VoidIn, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
     """Void an unpaid invoice issued in error; answers the credit note that reverses it."""
     return service.invoice_json(session, refunds.void(session, principal, invoice_id, body.reason))
+
+
+class MeteringErrorsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    record_ids: list[int] = Field(
+        min_length=1, max_length=1000, description="the `id`s of the usage records, as GET /api/v1/usage lists them"
+    )
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+@router.post("/usage/errors", status_code=201)
+def confirm_metering_errors(
+    body: MeteringErrorsIn, response: Response, session: Uow, principal: Principal = Depends(seller_only)
+) -> dict[str, Any]:
+    """RFD-02: the seller confirms a set of its products' usage records as metering errors. Records of an
+    open month are left out of its billing; those of a closed month are refunded on credit notes. Records
+    confirmed before are not refunded again (answered 200, with nothing new)."""
+    result = metering_errors.confirm(session, principal, body.record_ids, body.reason)
+    if result.error is None:
+        response.status_code = 200
+    return metering_errors.confirmation_json(session, result, principal.id)

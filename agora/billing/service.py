@@ -149,6 +149,7 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
             "INSERT INTO usage_rollups (period, buyer_id, subscription_id, hour, dimension, resource, quantity) "
             "SELECT :period, buyer_id, subscription_id, period_start - (period_start % 3600), dimension, resource, "
             "SUM(quantity) FROM usage_records WHERE period_start >= :start AND period_start < :end "
+            "AND voided_at IS NULL "  # metering errors confirmed before the close are not billed (RFD-02)
             "GROUP BY buyer_id, subscription_id, period_start - (period_start % 3600), dimension, resource"
         ),
         {"period": period, "start": int(start.timestamp()), "end": int(end.timestamp())},
