@@ -197,7 +197,10 @@ def bill(
     except runs.PeriodOpen as exc:
         fail([f"--period: {exc} (now {clock.now():%Y-%m-%d %H:%M} UTC)"])
     if as_json:
-        out.print(json.dumps({"invoices": invoices}, indent=2), markup=False)
+        from agora.billing.service import BILL_KEYS, design_shape
+
+        shaped = [design_shape(invoice, BILL_KEYS) for invoice in invoices]
+        out.print(json.dumps({"invoices": shaped}, indent=2), markup=False)
         return
     for invoice in invoices:
         out.print(

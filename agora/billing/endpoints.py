@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from agora.auth import ANY_ROLE, Principal, require
-from agora.billing import payouts, pdf, refunds, service
+from agora.billing import metering_errors, payouts, pdf, refunds, service
 from agora.deps import Uow
 from agora.errors import Invalid, NotFound
 from agora.models import Disbursement, Invoice, InvoiceLine, Role
@@ -49,7 +49,8 @@ def invoices(
     format: str = Query("json", pattern="^(json|csv)$"),
 ) -> dict[str, Any] | Response:
     """The caller's invoices (BIL-01). A seller sees the invoices that bill its products, with only those
-    lines; `format=csv` gives one row per line."""
+    lines; `format=csv` gives one row per line, its last column whether the line is a software or an
+    infrastructure charge (LST-10)."""
     query = _visible(principal)
     if period:
         query = query.where(Invoice.period == period)
@@ -58,12 +59,13 @@ def invoices(
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["invoice", "buyer", "period", "kind", "product", "charge", "instance_type", "dimension",
-                         "quantity", "unit_price", "amount", "explain"])  # fmt: skip
+                         "quantity", "unit_price", "amount", "explain", "category"])  # fmt: skip
         for invoice in found:
             for line in invoice["lines"]:
                 writer.writerow([invoice["id"], invoice["buyer"], invoice["period"], invoice["kind"], line["product"],
                                  line["charge"], line["instance_type"] or "", line["dimension"] or "",
-                                 line["quantity"], line["unit_price"], line["amount"], line["explain"]])  # fmt: skip
+                                 line["quantity"], line["unit_price"], line["amount"], line["explain"],
+                                 line["category"]])  # fmt: skip
         return Response(out.getvalue(), media_type="text/csv")
     return {"invoices": found}
 
@@ -176,3 +178,25 @@ def pay(invoice_id: int, session: Uow, principal: Principal = Depends(operator_o
 def void(invoice_id: int, body: VoidIn, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
     """Void an unpaid invoice issued in error; answers the credit note that reverses it."""
     return service.invoice_json(session, refunds.void(session, principal, invoice_id, body.reason))
+
+
+class MeteringErrorsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    record_ids: list[int] = Field(
+        min_length=1, max_length=1000, description="the `id`s of the usage records, as GET /api/v1/usage lists them"
+    )
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+@router.post("/usage/errors", status_code=201)
+def confirm_metering_errors(
+    body: MeteringErrorsIn, response: Response, session: Uow, principal: Principal = Depends(seller_only)
+) -> dict[str, Any]:
+    """RFD-02: the seller confirms a set of its products' usage records as metering errors. Records of an
+    open month are left out of its billing; those of a closed month are refunded on credit notes. Records
+    confirmed before are not refunded again (answered 200, with nothing new)."""
+    result = metering_errors.confirm(session, principal, body.record_ids, body.reason)
+    if result.error is None:
+        response.status_code = 200
+    return metering_errors.confirmation_json(session, result, principal.id)

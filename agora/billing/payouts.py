@@ -2,8 +2,11 @@
 
 A month's disbursement to a seller pays every software line billed to its products on that month's
 invoices (monthly and upfront), less the listing fee of the product's kind and pricing family — none for
-Free, BYOL or open-source listings (PRC-17). The fee is computed exactly per line and rounded once per
-line; the statement lists every invoice line it covers, and no line is ever paid twice.
+Free, BYOL or open-source listings (PRC-17). Infrastructure lines (PRC-14 `bill` items) are passed through:
+never paid to the seller and never charged a listing fee; the statement shows their sum apart (LST-10).
+The fee is computed exactly per line and rounded once per line; the statement lists every invoice line it
+covers, and no line is ever paid twice. Lines of ML products in preview, and the credit notes that refunded
+them, are recorded at 0.00 with a note saying why (BIL-05).
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agora import jobs
-from agora.billing.rating import month_bounds
+from agora.billing.automatic import PREVIEW
+from agora.billing.rating import INFRASTRUCTURE, SOFTWARE, month_bounds
 from agora.models import (
     Disbursement,
     DisbursementLine,
     Invoice,
     InvoiceLine,
     Product,
+    Refund,
     Seller,
     Subscription,
     UsageRecord,
@@ -31,6 +36,14 @@ from agora.money import from_cents, to_cents
 from agora.pricing.service import fee_percent
 
 PAID_STATES = ("finalized", "paid")
+PREVIEW_NOTE = (
+    "{amount} not paid out: the ML product is in preview, so its charges are refunded to the buyer and no "
+    "disbursement is made for them [BIL-05]"
+)
+PASS_THROUGH_NOTE = (
+    "pays software charges only: infrastructure charges billed with your products are passed through to the "
+    "marketplace, are not paid to you and carry no listing fee [LST-10]"
+)
 
 
 def disburse(session: Session, period: str) -> list[Disbursement]:
@@ -43,7 +56,7 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
         .where(
             Invoice.period == period,
             Invoice.state.in_(PAID_STATES),
-            InvoiceLine.category == "software",
+            InvoiceLine.category == SOFTWARE,
             InvoiceLine.id.not_in(paid_out),
         )
         .order_by(InvoiceLine.seller_id, InvoiceLine.id)
@@ -51,6 +64,7 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
     by_seller: dict[int, list[tuple[InvoiceLine, Product]]] = defaultdict(list)
     for line, product in rows:
         by_seller[line.seller_id].append((line, product))
+    withheld_lines, withheld_notes = _preview_refunds(session, period)
     made = []
     rates: dict[tuple[str, str, bool], Decimal] = {}
     for seller_id, lines in sorted(by_seller.items()):
@@ -63,6 +77,18 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
         session.add(disbursement)
         session.flush()
         for line, product in lines:
+            if line.id in withheld_lines or line.invoice_id in withheld_notes:
+                session.add(
+                    DisbursementLine(
+                        disbursement_id=disbursement.id,
+                        invoice_line_id=line.id,
+                        fee_percent="0",
+                        amount_cents=0,
+                        fee_cents=0,
+                        note=PREVIEW_NOTE.format(amount=f"{from_cents(line.amount_cents):.2f}"),
+                    )
+                )
+                continue
             key = (product.kind, product.pricing_family or "", _open(product))
             if key not in rates:
                 rates[key] = fee_percent(session, key[0], key[1], open_source=key[2])
@@ -85,6 +111,17 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
     return made
 
 
+def _preview_refunds(session: Session, period: str) -> tuple[set[int], set[int]]:
+    """The invoice lines refunded because their ML product is in preview, and the credit notes that
+    refunded them: the month's close dates those notes with the invoice's period (BIL-05)."""
+    rows = session.execute(
+        select(Refund.invoice_line_id, Refund.credit_note_id)
+        .join(Invoice, Invoice.id == Refund.credit_note_id)
+        .where(Refund.kind == PREVIEW, Invoice.period == period)
+    ).all()
+    return {line_id for line_id, _ in rows}, {note_id for _, note_id in rows}
+
+
 def _open(product: Product) -> bool:
     return bool((product.listing or {}).get("open_source"))
 
@@ -104,6 +141,19 @@ def statement(session: Session, disbursement: Disbursement) -> dict[str, Any]:
         .where(DisbursementLine.disbursement_id == disbursement.id)
         .order_by(DisbursementLine.id)
     ).all()
+    infrastructure = session.scalar(
+        select(func.sum(InvoiceLine.amount_cents))
+        .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+        .where(
+            InvoiceLine.seller_id == disbursement.seller_id,
+            InvoiceLine.category == INFRASTRUCTURE,
+            Invoice.period == disbursement.period,
+            Invoice.state.in_(PAID_STATES),
+        )
+    )
+    notes = [PASS_THROUGH_NOTE]
+    if any(paid.note for paid, *_ in rows):
+        notes.append("lines paid at 0.00 say why in their note (ML products in preview pay nothing) [BIL-05]")
     return {
         "id": disbursement.id,
         "seller": seller.handle,
@@ -111,15 +161,19 @@ def statement(session: Session, disbursement: Disbursement) -> dict[str, Any]:
         "gross": f"{from_cents(disbursement.gross_cents):.2f}",
         "listing_fee": f"{from_cents(disbursement.fee_cents):.2f}",
         "net": f"{from_cents(disbursement.net_cents):.2f}",
+        "infrastructure_passed_through": f"{from_cents(int(infrastructure or 0)):.2f}",
+        "notes": notes,
         "lines": [
             {
                 "invoice": invoice.id,
                 "invoice_kind": invoice.kind,
                 "product": code,
                 "charge": line.charge,
+                "billed": f"{from_cents(line.amount_cents):.2f}",
                 "amount": f"{from_cents(paid.amount_cents):.2f}",
                 "fee_percent": paid.fee_percent,
                 "fee": f"{from_cents(paid.fee_cents):.2f}",
+                "note": paid.note,
             }
             for paid, line, invoice, code in rows
         ],
@@ -127,14 +181,15 @@ def statement(session: Session, disbursement: Disbursement) -> dict[str, Any]:
 
 
 def report(session: Session, seller_id: int, period: str) -> dict[str, Any]:
-    """A seller's month: billed revenue per product and charge, subscribers, usage by dimension."""
+    """A seller's month: billed revenue per product, charge and category (software or infrastructure,
+    LST-10), subscribers, usage by dimension."""
     revenue = session.execute(
-        select(Product.code, InvoiceLine.charge, func.sum(InvoiceLine.amount_cents))
+        select(Product.code, InvoiceLine.charge, InvoiceLine.category, func.sum(InvoiceLine.amount_cents))
         .join(Product, Product.id == InvoiceLine.product_id)
         .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
         .where(InvoiceLine.seller_id == seller_id, Invoice.period == period)
-        .group_by(Product.code, InvoiceLine.charge)
-        .order_by(Product.code, InvoiceLine.charge)
+        .group_by(Product.code, InvoiceLine.charge, InvoiceLine.category)
+        .order_by(Product.code, InvoiceLine.charge, InvoiceLine.category)
     ).all()
     subscribers = session.execute(
         select(Product.code, func.count(Subscription.id))
@@ -158,8 +213,8 @@ def report(session: Session, seller_id: int, period: str) -> dict[str, Any]:
     return {
         "period": period,
         "revenue": [
-            {"product": code, "charge": charge, "amount": f"{from_cents(int(cents)):.2f}"}
-            for code, charge, cents in revenue
+            {"product": code, "charge": charge, "category": category, "amount": f"{from_cents(int(cents)):.2f}"}
+            for code, charge, category, cents in revenue
         ],
         "subscribers": [{"product": code, "active": count} for code, count in subscribers],
         "usage": [{"product": code, "dimension": dim, "quantity": int(q)} for code, dim, q in usage],

@@ -1,4 +1,5 @@
-"""An invoice as a PDF, rendered with fpdf2 from the same document the API answers."""
+"""An invoice as a PDF, rendered with fpdf2 from the same document the API answers: software charges and
+infrastructure charges in sections of their own, each with its subtotal (LST-10)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 TITLES = {"monthly": "Invoice", "upfront": "Invoice (upfront purchase)", "credit_note": "Credit note"}
+# Software and infrastructure charges are shown apart, each with its subtotal (LST-10).
+SECTIONS = (("software", "Software charges"), ("infrastructure", "Infrastructure charges"))
 
 
 def _text(value: str) -> str:
@@ -32,15 +35,31 @@ def render(invoice: dict[str, Any], marketplace: str = "Agora marketplace") -> b
         ("State", invoice["state"]),
     ):
         pdf.cell(0, 6, _text(f"{label}: {value}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(4)
     widths = (48, 30, 30, 24, 24, 24)
+    for category, title in SECTIONS:
+        lines = [line for line in invoice["lines"] if line["category"] == category]
+        if lines or category == "software":
+            _section(pdf, widths, title, lines, invoice["subtotals"][category], invoice["currency"])
+    pdf.ln(3)
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(0, 8, _text(f"Total: {invoice['total']} {invoice['currency']}"), align="R")
+    return bytes(pdf.output())
+
+
+def _section(
+    pdf: FPDF, widths: tuple[int, ...], title: str, lines: list[dict[str, Any]], subtotal: str, currency: str
+) -> None:
+    """One category's lines under its heading, with its subtotal (LST-10)."""
+    pdf.ln(4)
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(0, 7, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("Helvetica", "B", 9)
     for width, heading in zip(
         widths, ("Product", "Charge", "Type / dimension", "Quantity", "Unit price", "Amount"), strict=True
     ):
         pdf.cell(width, 7, heading, border="B")
     pdf.ln()
-    for line in invoice["lines"]:
+    for line in lines:
         pdf.set_font("Helvetica", size=9)
         cells = (
             line["product"],
@@ -55,7 +74,5 @@ def render(invoice: dict[str, Any], marketplace: str = "Agora marketplace") -> b
         pdf.ln()
         pdf.set_font("Helvetica", "I", 8)
         pdf.multi_cell(0, 4, _text(line["explain"]), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(3)
-    pdf.set_font("Helvetica", "B", 11)
-    pdf.cell(0, 8, _text(f"Total: {invoice['total']} {invoice['currency']}"), align="R")
-    return bytes(pdf.output())
+    pdf.set_font("Helvetica", "B", 9)
+    pdf.cell(0, 7, _text(f"{title} subtotal: {subtotal} {currency}"), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)

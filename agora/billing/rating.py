@@ -13,7 +13,8 @@ behind it (BIL-01). What it rates:
   (PRC-13); ML training, batch and real-time inference per second at hourly prices (PRC-12);
 - the price version that applies at each hour (CHG-01/02, `pricing.versions.applicable`), or a private
   offer's prices (OFR-01).
-Free and BYOL subscriptions make no charges.
+Free and BYOL subscriptions make no charges. Lines of billable items reported from an infrastructure bill
+(PRC-14 `bill`) are infrastructure charges; every other line is a software charge (LST-10).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ HOUR = timedelta(hours=1)
 SECONDS_PER_HOUR = Decimal(3600)
 REFUND_AFTER_TRIAL = timedelta(days=7)
 PLATFORM_CHARGES = ("hourly", "training", "batch_inference", "realtime_inference")
+SOFTWARE, INFRASTRUCTURE = "software", "infrastructure"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Line:
     amount: Decimal
     explain: str
     subscription_id: int | None = None
+    category: str = SOFTWARE  # software | infrastructure: kept apart on invoices and payouts (LST-10)
 
 
 class Usage(NamedTuple):
@@ -172,10 +175,20 @@ def _line(
     instance_type: str | None = None,
     dimension: str | None = None,
     exact: Decimal | None = None,
+    category: str = SOFTWARE,
 ) -> Line:
     amount = round_cents(quantity * unit_price if exact is None else exact)
     return Line(
-        subscription.product, charge, instance_type, dimension, quantity, unit_price, amount, explain, subscription.id
+        subscription.product,
+        charge,
+        instance_type,
+        dimension,
+        quantity,
+        unit_price,
+        amount,
+        explain,
+        subscription.id,
+        category,
     )
 
 
@@ -392,6 +405,9 @@ def _ever_priced(subscription: Subscription, component: str) -> bool:
     return any(_paid(v.pricing) and v.pricing.get(component) for v in subscription.versions)
 
 
+PASSED_THROUGH = "; an infrastructure charge passed through from the bill, not a software charge [PRC-14, LST-10]"
+
+
 def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
     if not _ever_priced(subscription, "tiered"):
         return []
@@ -399,6 +415,7 @@ def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
     tiers_of: dict[tuple[str, datetime], tuple[tuple[int | None, Decimal], ...]] = {}
     # per pricing document: its tiered items' bounds, and whether tiers run per day (else per hour)
     terms: dict[int, tuple[dict[str, tuple[tuple[int | None, Decimal], ...]], bool]] = {}
+    passed_through: set[str] = set()  # items reported from an infrastructure bill (PRC-14 `bill`)
     for record in records:
         pricing = subscription.pricing_at(record.hour)
         known = terms.get(id(pricing))
@@ -406,6 +423,7 @@ def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
             tiered = (pricing.get("tiered") if _paid(pricing) else None) or {}
             items = {item["name"]: tuple(_bounds(item["tiers"])) for item in tiered.get("items", [])}
             known = terms[id(pricing)] = (items, tiered.get("period") == "day")
+            passed_through.update(i["name"] for i in tiered.get("items", []) if i.get("reporting") == "bill")
         items, daily = known
         bounds = items.get(record.dimension)
         if bounds is None:
@@ -427,8 +445,9 @@ def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
             Decimal(units),
             price,
             f"{units} {item} in the tier priced {price}, graduated per billing period over {periods[item]} "
-            f"period(s) of cumulative usage [PRC-13]",
+            f"period(s) of cumulative usage [PRC-13]{PASSED_THROUGH if item in passed_through else ''}",
             dimension=item,
+            category=INFRASTRUCTURE if item in passed_through else SOFTWARE,
         )
         for (item, price), units in sorted(totals.items(), key=lambda kv: (kv[0][0], -kv[0][1]))
     ]

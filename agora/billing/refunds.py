@@ -7,14 +7,16 @@
   within 14 days of it. A refunded annual subscription ends when it is refunded.
 - No tax is calculated here, so a tax-only refund is refused with that reason (RFD-04).
 - A refund never exceeds what was charged for the line, less what was refunded before (RFD-05).
-The automatic refund of charges within 7 days after a trial converts (RFD-02) is made by the rating core.
+The automatic refund of charges within 7 days after a trial converts (RFD-02) is made by the rating core on
+invoices rated after the cancellation, and on a credit note for a month already invoiced; that and the other
+refunds nobody approves (BIL-05 preview, RFD-02 metering errors) are in `agora.billing.automatic`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -36,8 +38,24 @@ def refunded_cents(session: Session, line_id: int) -> int:
     return int(session.scalar(select(func.sum(Refund.amount_cents)).where(Refund.invoice_line_id == line_id)) or 0)
 
 
-def issue(session: Session, actor: str, kind: str, reason: str, amounts: Sequence[tuple[InvoiceLine, int]]) -> Invoice:
-    """One credit note refunding `amounts` (line, cents) of one buyer's invoice lines."""
+def issue(
+    session: Session,
+    actor: str,
+    kind: str,
+    reason: str,
+    amounts: Sequence[tuple[InvoiceLine, int]],
+    *,
+    source: str | None = None,
+    period: str | None = None,
+    issued_at: datetime | None = None,
+) -> Invoice:
+    """One credit note refunding `amounts` (line, cents) of one buyer's invoice lines. An automatic refund
+    names its `source`, unique like every invoice's, so asking again answers the credit note already issued;
+    it may also date the note (a refund made by a month's close belongs to that month)."""
+    if source is not None:
+        existing = session.scalar(select(Invoice).where(Invoice.source == source))
+        if existing is not None:
+            return existing
     if not amounts or all(cents == 0 for _, cents in amounts):
         raise Invalid.at("amount", "nothing to refund")
     invoices = {session.get_one(Invoice, line.invoice_id) for line, _ in amounts}
@@ -51,13 +69,13 @@ def issue(session: Session, actor: str, kind: str, reason: str, amounts: Sequenc
                 f"{from_cents(cents)} exceeds what is left to refund on the {line.charge} line "
                 f"({from_cents(left)} of {from_cents(line.amount_cents)}) [RFD-05]",
             )
-    now = clock.now()
+    now = issued_at or clock.now()
     first = min(invoices, key=lambda i: i.id)
     note = Invoice(
-        source=f"credit:{first.id}:{uuid.uuid4().hex}",  # every refund is its own credit note
+        source=source or f"credit:{first.id}:{uuid.uuid4().hex}",  # a seller's refunds are each their own note
         buyer_id=buyers.pop(),
         kind="credit_note",
-        period=period_of(now),
+        period=period or period_of(now),
         state="finalized",
         currency="USD",
         total_cents=-sum(cents for _, cents in amounts),

@@ -209,7 +209,7 @@ def _rollup_sql(grains: dict[str, list[int]]) -> Any:
         f"INSERT INTO usage_rollups ({_ROLLUP_COLUMNS}) "
         f"SELECT :period, MAX(buyer_id), subscription_id, MIN(period_start), MAX(period_start), dimension, "
         f"{_RESOURCE}, SUM(quantity), COUNT(*), :late FROM usage_records "
-        "WHERE period_start >= :start AND period_start < :end AND billed_in IS NULL "
+        "WHERE period_start >= :start AND period_start < :end AND billed_in IS NULL AND voided_at IS NULL "
         f"GROUP BY subscription_id, {bucket}, dimension, {_RESOURCE}"
     )
 
@@ -218,7 +218,8 @@ def _rollup_sql(grains: dict[str, list[int]]) -> Any:
 _LATE_ROLLUP = text(
     f"INSERT INTO usage_rollups ({_ROLLUP_COLUMNS}) "
     f"SELECT :period, MAX(buyer_id), subscription_id, MIN(period_start), MAX(period_start), dimension, "
-    f"{_RESOURCE}, SUM(quantity), COUNT(*), :late FROM usage_records WHERE billed_in = :billed_in "
+    f"{_RESOURCE}, SUM(quantity), COUNT(*), :late FROM usage_records "
+    "WHERE billed_in = :billed_in AND voided_at IS NULL "
     f"GROUP BY subscription_id, period_start - (period_start % 3600), dimension, {_RESOURCE}"
 )
 
@@ -295,8 +296,12 @@ def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) ->
         )
         if lines:
             issued.append((sources[buyer_id], buyer_id, lines))
-    for invoice in _issue_many(session, issued, "monthly", end, period):
+    created = _issue_many(session, issued, "monthly", end, period)
+    for invoice in created:
         done[invoice.buyer_id] = invoice
+    from agora.billing import automatic  # imports this module
+
+    automatic.after_monthly_invoices(session, created)  # BIL-05 preview refunds, RFD-02 metering errors
     return done
 
 
@@ -329,7 +334,7 @@ def _issue_many(
             "subscription_id": line.subscription_id,
             "product_id": products[line.product].id,
             "seller_id": products[line.product].seller_id,
-            "category": "software",
+            "category": line.category,
             "charge": line.charge,
             "instance_type": line.instance_type,
             "dimension": line.dimension,
@@ -382,6 +387,12 @@ class _Terms:
         )
 
 
+def rating_terms(session: Session, subscriptions: Sequence[Subscription]) -> dict[int, rating.Subscription]:
+    """The rating core's view of these subscriptions, as the month's close builds it (to re-rate a month)."""
+    catalog = _Terms(session, subscriptions)
+    return {subscription.id: catalog.of(subscription) for subscription in subscriptions}
+
+
 # --- reading invoices back -----------------------------------------------------------------------------------
 
 
@@ -406,9 +417,28 @@ def invoices_json(session: Session, invoices: Sequence[Invoice]) -> list[dict[st
     ]
 
 
+CATEGORIES = (rating.SOFTWARE, rating.INFRASTRUCTURE)
+# The DESIGN.md shapes (`agora simulate --json`, `agora bill --json`): what the API adds is left out there.
+DESIGN_LINE_KEYS = ("product", "charge", "instance_type", "dimension", "quantity", "unit_price", "amount", "explain")
+SIMULATE_KEYS = ("buyer", "period", "kind", "currency", "total", "lines")
+BILL_KEYS = ("id", "buyer", "period", "kind", "state", "issued_at", "currency", "total", "lines")
+
+
+def design_shape(document: dict[str, Any], keys: Sequence[str] = SIMULATE_KEYS) -> dict[str, Any]:
+    """An invoice document cut down to a DESIGN.md output shape."""
+    shaped = {key: document[key] for key in keys}
+    shaped["lines"] = [{key: line[key] for key in DESIGN_LINE_KEYS} for line in document["lines"]]
+    return shaped
+
+
 def _invoice_document(
     invoice: Invoice, account: str, rows: Sequence[tuple[InvoiceLine, str]], total_cents: int
 ) -> dict[str, Any]:
+    """Each line says whether it is a software or an infrastructure charge, and `subtotals` sums each
+    apart (LST-10)."""
+    subtotals = dict.fromkeys(CATEGORIES, 0)
+    for line, _ in rows:
+        subtotals[line.category] += line.amount_cents
     return {
         "id": invoice.id,
         "buyer": account,
@@ -418,10 +448,13 @@ def _invoice_document(
         "issued_at": invoice.issued_at.isoformat().replace("+00:00", "Z"),
         "currency": invoice.currency,
         "total": f"{from_cents(total_cents):.2f}",
+        "subtotals": {category: f"{from_cents(cents):.2f}" for category, cents in subtotals.items()},
+        "corrects": invoice.corrects_id,
         "lines": [
             {
                 "product": code,
                 "charge": line.charge,
+                "category": line.category,
                 "instance_type": line.instance_type,
                 "dimension": line.dimension,
                 "quantity": line.quantity,

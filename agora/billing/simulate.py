@@ -386,8 +386,7 @@ class Simulation:
             ).all()
             rendered = []
             for invoice in invoices:
-                item = billing.invoice_json(session, invoice)
-                rendered.append({key: item[key] for key in ("buyer", "period", "kind", "currency", "total", "lines")})
+                rendered.append(billing.design_shape(billing.invoice_json(session, invoice)))
             notifications = [
                 {"at": _iso(n.created_at), "to": n.to, "kind": n.kind, "subject": n.subject}
                 for n in session.scalars(select(Notification).order_by(Notification.created_at, Notification.id))

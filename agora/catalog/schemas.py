@@ -72,12 +72,27 @@ class ManagedService(Closed):
 
 
 class MLLaunch(Closed):
+    preview: bool = Field(
+        False,
+        description="an ML product in preview: its seller receives no disbursements and buyers are refunded "
+        "all its charges at each month's close (BIL-05)",
+    )
     supported_instance_types: list[Text] = []
     training_instance_types: list[Text] = []
     content_types: list[Text] = []
     mime_types: list[Text] = []
     input_modes: list[Literal["File", "Pipe"]] = []
     hyperparameters: list[dict[str, str]] = []
+
+
+ML_KINDS = (ProductKind.ML_ALGORITHM, ProductKind.ML_MODEL)
+PREVIEW_ONLY_ML = "only ML algorithms and model packages have a preview period [BIL-05]"
+
+
+def preview_problem(kind: str, ml: MLLaunch | dict[str, object] | None) -> str | None:
+    """The message for a preview flag on a product that is not an ML product, else None."""
+    preview = ml.get("preview") if isinstance(ml, dict) else ml is not None and ml.preview
+    return PREVIEW_ONLY_ML if preview and kind not in ML_KINDS else None
 
 
 class CaseStudy(Closed):

@@ -20,7 +20,7 @@ from agora import audit, clock, jobs
 from agora.auth import Principal
 from agora.catalog import search
 from agora.catalog.assets import AssetKind
-from agora.catalog.schemas import ListingFields, ProductCreate, ProductState
+from agora.catalog.schemas import ListingFields, ProductCreate, ProductState, preview_problem
 from agora.decisions import decide
 from agora.errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
 from agora.models import ChangeRequest, Operator, Product, ProductAsset, ProductRegion, Role, Seller
@@ -124,6 +124,8 @@ def create_product(session: Session, principal: Principal, data: ProductCreate) 
         raise Forbidden("only sellers create products [SEL-01]")
     if get_by_code(session, data.code) is not None:
         raise Conflict(f"product code {data.code!r} is taken")
+    if problem := preview_problem(data.kind, data.ml):
+        raise Invalid.at("ml.preview", problem)
     now = clock.now()
     product = Product(
         code=data.code,
@@ -191,6 +193,8 @@ def update_product(
     changes = patch.model_dump(mode="json", exclude_unset=True)
     if "title" in changes and changes["title"] is None:
         raise Invalid.at("title", "cannot be removed")
+    if problem := preview_problem(product.kind, changes.get("ml")):
+        raise Invalid.at("ml.preview", problem)
     if not changes:
         return product, None
     state = S(product.state)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from agora import audit, clock
 from agora.auth import hash_token
 from agora.catalog import search
-from agora.catalog.schemas import ProductState
+from agora.catalog.schemas import ProductState, preview_problem
 from agora.catalog.service import sync_facets
 from agora.config import get_settings
 from agora.identities import service as identities
@@ -294,6 +294,8 @@ def _check_listing(path: str, product: ProductIn, tax_form: str, launched: dict[
     """The rules a listing must meet to be stored: its pricing (PRC-*, SEL-02), and for a product loaded
     straight to public, what submission would have required (LST-07)."""
     problems: list[Problem] = []
+    if message := preview_problem(product.kind, product.ml):
+        problems.append(Problem(f"{path}.ml.preview", message.removesuffix(" [BIL-05]"), "BIL-05"))
     if product.pricing is not None:
         today = clock.now().date()
         launched_on = launched.get(product.code) or (today if product.state == ProductState.PUBLIC else None)

@@ -15,7 +15,7 @@ from agora.models.catalog import ChangeRequest, Product, ProductAsset, ProductRe
 from agora.models.contracts import AnnualPurchase, Contract, ContractCharge, Entitlement
 from agora.models.identities import AccessKey, ApiToken, Buyer, Operator, Role, Seller, TaxForm
 from agora.models.jobs import Job, JobState
-from agora.models.metering import InstanceRun, MetricScrape, UsageRecord
+from agora.models.metering import InstanceRun, MeteringError, MetricScrape, UsageRecord
 from agora.models.notifications import Notification
 from agora.models.offers import Offer
 from agora.models.pricing import FeeRate, InfrastructurePrice, PriceVersion, PricingModelRequest
@@ -43,6 +43,7 @@ __all__ = [
     "InvoiceLine",
     "Job",
     "JobState",
+    "MeteringError",
     "MetricScrape",
     "Notification",
     "Offer",

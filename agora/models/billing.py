@@ -109,6 +109,7 @@ class DisbursementLine(Base):
     fee_percent: Mapped[str] = mapped_column(String(16))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     fee_cents: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)  # why a line is paid less than it billed (BIL-05 preview)
 
 
 class Refund(Timestamped, Base):
@@ -121,6 +122,7 @@ class Refund(Timestamped, Base):
     invoice_line_id: Mapped[int] = mapped_column(ForeignKey("invoice_lines.id"), index=True)
     credit_note_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String(24))  # seller | annual_full | annual_prorata | annual_renewal
+    # seller | annual_full | annual_prorata | annual_renewal | void | preview | trial_conversion | metering_error
+    kind: Mapped[str] = mapped_column(String(24))
     actor: Mapped[str] = mapped_column(String(160))
     reason: Mapped[str] = mapped_column(Text)

@@ -55,6 +55,13 @@ class UsageRecord(Base):
             sqlite_where=text("period_end IS NOT NULL"),
             postgresql_where=text("period_end IS NOT NULL"),
         ),
+        # Only confirmed errors are indexed, so the index costs ingestion nothing.
+        Index(
+            "ix_usage_records_error_id",
+            "error_id",
+            sqlite_where=text("error_id IS NOT NULL"),
+            postgresql_where=text("error_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
@@ -72,6 +79,24 @@ class UsageRecord(Base):
     allocations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     client_token: Mapped[str | None] = mapped_column(String(64))
     billed_in: Mapped[str | None] = mapped_column(String(7))  # YYYY-MM, set when its own month had closed
+    # A metering error the seller confirmed (RFD-02). No foreign key: adding one rebuilds this table on
+    # SQLite. `voided_at` (epoch seconds) is set when it was confirmed before its month was invoiced: the
+    # close leaves it out; one confirmed later stays billed and is refunded on a credit note. Never deleted.
+    error_id: Mapped[int | None] = mapped_column(Integer)
+    voided_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class MeteringError(Timestamped, Base):
+    """A set of usage records the product's seller confirmed as metering errors (RFD-02): the buyer is
+    refunded the charges they caused, without anyone else's approval."""
+
+    __tablename__ = "metering_errors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seller_id: Mapped[int] = mapped_column(ForeignKey("sellers.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(160))
+    reason: Mapped[str] = mapped_column(Text)
+    confirmed_at: Mapped[datetime] = mapped_column()
 
 
 class InstanceRun(Timestamped, Base):

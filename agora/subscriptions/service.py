@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from agora import audit, clock, jobs
 from agora.auth import Principal
+from agora.billing import automatic
 from agora.config import fernet_key
 from agora.errors import AgoraError, Conflict, Forbidden, Invalid, NotFound
 from agora.metering import platform
@@ -189,6 +190,7 @@ def end(session: Session, subscription: Subscription) -> datetime:
     stop being metered at the same instant (MTR-06): nothing is metered after a subscription ends."""
     ended = subscription.ended_at = clock.now()
     platform.stop_runs_of(session, subscription, ended)
+    automatic.enqueue_refund_after_trial(session, subscription)  # RFD-02 on months already invoiced
     product = session.get_one(Product, subscription.product_id)
     data = _event_data(subscription, product, session.get_one(Buyer, subscription.buyer_id))
     webhooks.emit(session, product, "unsubscribe-pending", data)

@@ -211,7 +211,7 @@ def test_sellers_are_paid_their_software_charges_less_the_listing_fee_once_BIL_0
     assert len(statements("ops-token")) == 2
     assert client.get("/api/v1/disbursements", headers={"Authorization": "Bearer buyer-token"}).status_code == 403
     report = client.get("/api/v1/reports/2026-03", headers={"Authorization": "Bearer globex-token"}).json()
-    assert report["revenue"] == [{"product": OTHER, "charge": "usage", "amount": "1.00"}]
+    assert report["revenue"] == [{"product": OTHER, "charge": "usage", "category": "software", "amount": "1.00"}]
     assert report["usage"] == [{"product": OTHER, "dimension": "users", "quantity": 100}]
 
 
