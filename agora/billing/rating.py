@@ -54,7 +54,9 @@ class Line:
 
 class Usage(NamedTuple):
     """Usage of one subscription: a stored record (`hour` is its period start, UTC), or records summed
-    at a coarser grain (`grain`) whose starts run from `hour` to `last` and which number `records`."""
+    at a coarser grain (`grain`) whose starts run from `hour` to `last` and which number `records`. With
+    `tier`, the close has already graduated a tiered item (`summed_tiers`): `quantity` is the units in
+    tier number `tier` over the month's `records` tier periods."""
 
     hour: datetime
     dimension: str
@@ -62,6 +64,7 @@ class Usage(NamedTuple):
     resource: str = ""
     last: datetime | None = None
     records: int = 1
+    tier: int | None = None
 
 
 @dataclass(frozen=True)
@@ -142,18 +145,53 @@ def grain(subscription: Subscription, period: str) -> Grain:
     purchases), when its price changes inside the month, or for hourly tiers; `day` for daily tiers;
     else `month` (instance-hours are then still kept per instance, for the explanation)."""
     start, end = month_bounds(period)
-    if subscription.trial_ends_at is not None and subscription.trial_ends_at + REFUND_AFTER_TRIAL > start:
+    if _decided_hourly(subscription, start, end):
         return "hour"
-    if any(a.starts_at < end and start < a.ends_at for a in subscription.annual):
-        return "hour"
-    for version in sorted(subscription.versions, key=lambda v: v.number)[1:]:
-        switch = max(version.noticed_at, price_change_applies_from(subscription.started_at, version.noticed_at))
-        if start < switch < end:
-            return "hour"
     tiered = subscription.pricing_at(max(start, subscription.started_at)).get("tiered")
     if tiered:
         return "hour" if tiered["period"] == "hour" else "day"
     return "month"
+
+
+def _decided_hourly(subscription: Subscription, start: datetime, end: datetime) -> bool:
+    """Whether anything in [start, end) is decided hour by hour: a trial or its RFD-02 week, an annual
+    purchase, or a change of price version."""
+    if subscription.trial_ends_at is not None and subscription.trial_ends_at + REFUND_AFTER_TRIAL > start:
+        return True
+    if any(a.starts_at < end and start < a.ends_at for a in subscription.annual):
+        return True
+    for version in sorted(subscription.versions, key=lambda v: v.number)[1:]:
+        switch = max(version.noticed_at, price_change_applies_from(subscription.started_at, version.noticed_at))
+        if start < switch < end:
+            return True
+    return False
+
+
+TierBounds = list[tuple[int, int | None]]  # each tier's (lower, upper] bound on a period's usage, in order
+
+
+def summed_tiers(subscription: Subscription, period: str) -> dict[str, TierBounds]:
+    """The tiered items whose units the close may graduate per tier period and sum over the month
+    (`Usage.tier`): those of a subscription with one price all month and nothing else decided hour by
+    hour, with ascending bounds. Rating those sums gives exactly the lines the periods themselves give."""
+    start, end = month_bounds(period)
+    pricing = subscription.pricing_at(max(start, subscription.started_at))
+    tiered = pricing.get("tiered") if _paid(pricing) else None
+    if not tiered or _decided_hourly(subscription, start, end):
+        return {}
+    summed = {}
+    for item in tiered["items"]:
+        bounds: TierBounds = []
+        lower = 0
+        for up_to, _ in _bounds(item["tiers"]):
+            if up_to is not None and up_to <= lower:
+                break  # not ascending: leave this item's periods to the rating core
+            bounds.append((lower, up_to))
+            if up_to is None:
+                summed[item["name"]] = bounds
+                break
+            lower = up_to
+    return summed
 
 
 def decimal_text(value: Decimal) -> str:
@@ -416,6 +454,8 @@ def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
     # per pricing document: its tiered items' bounds, and whether tiers run per day (else per hour)
     terms: dict[int, tuple[dict[str, tuple[tuple[int | None, Decimal], ...]], bool]] = {}
     passed_through: set[str] = set()  # items reported from an infrastructure bill (PRC-14 `bill`)
+    totals: dict[tuple[str, Decimal], int] = defaultdict(int)
+    periods: dict[str, int] = defaultdict(int)
     for record in records:
         pricing = subscription.pricing_at(record.hour)
         known = terms.get(id(pricing))
@@ -428,12 +468,15 @@ def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
         bounds = items.get(record.dimension)
         if bounds is None:
             continue
+        if record.tier is not None:  # graduated by the close (`summed_tiers`)
+            totals[(record.dimension, bounds[record.tier][1])] += record.quantity
+            if record.tier == 0:
+                periods[record.dimension] += record.records
+            continue
         key = (record.dimension, _period_start(record.hour, daily))
         per_period[key] += record.quantity
         if key not in tiers_of:  # the first record's tiers govern its period
             tiers_of[key] = bounds
-    totals: dict[tuple[str, Decimal], int] = defaultdict(int)
-    periods: dict[str, int] = defaultdict(int)
     for key, quantity in per_period.items():
         periods[key[0]] += 1
         for units, price in _graduated(quantity, tiers_of[key]):
@@ -450,6 +493,7 @@ def _tiered(subscription: Subscription, records: Sequence[Usage]) -> list[Line]:
             category=INFRASTRUCTURE if item in passed_through else SOFTWARE,
         )
         for (item, price), units in sorted(totals.items(), key=lambda kv: (kv[0][0], -kv[0][1]))
+        if units
     ]
 
 

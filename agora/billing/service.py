@@ -9,10 +9,13 @@ Upfront purchases (contracts, annual subscriptions) are invoiced when they are m
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import Table, delete, insert, select, text
@@ -40,6 +43,7 @@ from agora.pricing.service import versions
 from agora.pricing.versions import Version
 
 LINES: Table = InvoiceLine.__table__  # type: ignore[assignment]
+ROLLUPS: Table = UsageRollup.__table__  # type: ignore[assignment]
 CLOSE_DELAY = timedelta(hours=24)  # BIL-03: a period closes 24 hours after its end
 
 
@@ -154,10 +158,24 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
     subscriptions = session.scalars(select(Subscription).where(active)).all()
     catalog = _Terms(session, subscriptions)
     grains: dict[str, list[int]] = defaultdict(list)
+    tiers = []
     for subscription in subscriptions:
-        grains[rating.grain(catalog.of(subscription), period)].append(subscription.id)
+        terms = catalog.of(subscription)
+        grains[rating.grain(terms, period)].append(subscription.id)
+        for item, bounds in rating.summed_tiers(terms, period).items():
+            tiers += [(subscription.id, item, n, lower, upper) for n, (lower, upper) in enumerate(bounds)]
     session.execute(delete(UsageRollup).where(UsageRollup.period == period))
-    session.execute(_rollup_sql(grains), {"period": period, "start": _epoch(start), "end": _epoch(end), "late": False})
+    rows = _rollup(session.get_bind(), _rollup_sql(grains, graduate=bool(tiers)), tiers, start, end)
+    buyer_of = {subscription.id: subscription.buyer_id for subscription in subscriptions}
+    missing = {row["subscription_id"] for row in rows} - buyer_of.keys()
+    if missing:  # usage outside a subscription's active time is refused, but a rollup never drops a row
+        found = session.execute(select(Subscription.id, Subscription.buyer_id).where(Subscription.id.in_(missing)))
+        buyer_of.update({subscription_id: buyer_id for subscription_id, buyer_id in found})
+    if rows:
+        session.execute(
+            insert(ROLLUPS),
+            [{"period": period, "late": False, "buyer_id": buyer_of[row["subscription_id"]], **row} for row in rows],
+        )
     session.execute(_LATE_ROLLUP, {"period": period, "billed_in": period, "late": True})
     buyers = set(session.scalars(select(UsageRollup.buyer_id).where(UsageRollup.period == period).distinct()))
     buyers |= {subscription.buyer_id for subscription in subscriptions}
@@ -186,14 +204,46 @@ def _epoch(instant: datetime) -> int:
     return int(instant.timestamp())
 
 
-_ROLLUP_COLUMNS = "period, buyer_id, subscription_id, hour, last_hour, dimension, resource, quantity, records, late"
+_ROLLUP_COLUMNS = (
+    "period, buyer_id, subscription_id, hour, last_hour, dimension, resource, quantity, records, late, tier"
+)
 # Instance-hours keep their instance (the explanation lists runs); other usage is summed across resources.
 _RESOURCE = "CASE WHEN dimension LIKE 'hourly:%' THEN resource ELSE '' END"
 
 
-def _rollup_sql(grains: dict[str, list[int]]) -> Any:
+ROLLUP_SLICES = max(2, os.cpu_count() or 1)
+
+
+def _rollup(
+    bind: Any, sql: Any, tiers: Sequence[tuple[int, str, int, int, int | None]], start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Run the rollup over the month in slices of whole days, one per core, each on its own read-only
+    connection (the database works on every slice at once; SQLite readers never wait). Records are
+    committed data, and a record that arrives for this month from now on is carried to the next one, so
+    the slices see exactly the month's usage. A group that spans slices becomes a row per slice, which
+    rates the same: rating sums rows."""
+    days = (end - start).days
+    cuts = [start + timedelta(days=days * n // ROLLUP_SLICES) for n in range(ROLLUP_SLICES)] + [end]
+    slices = sorted({(a, b) for a, b in pairwise(cuts) if a < b})
+    engine = bind.engine if hasattr(bind, "engine") else bind
+
+    def one(bounds: tuple[datetime, datetime]) -> list[dict[str, Any]]:
+        # Closing the connection rolls its read transaction back, the temporary table with it.
+        with engine.execution_options(agora_deferred=True).connect() as connection:
+            if tiers:
+                _load_tiers(connection, tiers)
+            result = connection.execute(sql, {"start": _epoch(bounds[0]), "end": _epoch(bounds[1])})
+            return [dict(row._mapping) for row in result.all()]
+
+    with ThreadPoolExecutor(max_workers=len(slices)) as pool:
+        return [row for part in pool.map(one, slices) for row in part]
+
+
+def _rollup_sql(grains: dict[str, list[int]], *, graduate: bool) -> Any:
     """The month's usage summed per subscription at its grain (`rating.grain`), in one pass. A subscription
-    the close did not classify keeps the finest grain, an hour, which is always exact."""
+    the close did not classify keeps the finest grain, an hour, which is always exact. With `graduate`,
+    the tier periods of the items in `rollup_tiers` are then graduated and summed per tier, so a month of
+    hourly tiers is a row per tier rather than one per hour."""
     cases = []
     for grain, width in (("month", None), ("day", 86400)):
         if grains.get(grain):
@@ -205,12 +255,51 @@ def _rollup_sql(grains: dict[str, list[int]]) -> Any:
         if cases
         else "period_start - (period_start % 3600)"
     )
-    return text(
-        f"INSERT INTO usage_rollups ({_ROLLUP_COLUMNS}) "
-        f"SELECT :period, MAX(buyer_id), subscription_id, MIN(period_start), MAX(period_start), dimension, "
-        f"{_RESOURCE}, SUM(quantity), COUNT(*), :late FROM usage_records "
+    # Grouped in this key order, the database sorts the month fastest; the buyer is the subscription's.
+    summed = (
+        "SELECT subscription_id, MIN(period_start) AS first_start, MAX(period_start) AS last_start, dimension, "
+        f"{_RESOURCE} AS resource, SUM(quantity) AS quantity, COUNT(*) AS records FROM usage_records "
         "WHERE period_start >= :start AND period_start < :end AND billed_in IS NULL AND voided_at IS NULL "
-        f"GROUP BY subscription_id, {bucket}, dimension, {_RESOURCE}"
+        f"GROUP BY subscription_id, dimension, {bucket}, {_RESOURCE}"
+    )
+    if not graduate:
+        return text(
+            "SELECT subscription_id, first_start AS hour, last_start AS last_hour, dimension, resource, quantity, "
+            f"records, NULL AS tier FROM ({summed}) AS g"
+        )
+    # PRC-13 per tier period: the units above the tier's lower bound, up to its upper bound.
+    units = (
+        "CASE WHEN t.tier IS NULL THEN g.quantity WHEN g.quantity <= t.lower_bound THEN 0 "
+        "WHEN t.upper_bound IS NULL OR g.quantity <= t.upper_bound THEN g.quantity - t.lower_bound "
+        "ELSE t.upper_bound - t.lower_bound END"
+    )
+    return text(
+        "SELECT g.subscription_id, MIN(g.first_start) AS hour, "
+        f"MAX(g.last_start) AS last_hour, g.dimension, g.resource, SUM({units}) AS quantity, "
+        f"SUM(CASE WHEN t.tier IS NULL THEN g.records ELSE 1 END) AS records, t.tier FROM ({summed}) AS g "
+        "LEFT JOIN rollup_tiers AS t ON t.subscription_id = g.subscription_id AND t.dimension = g.dimension "
+        # A row's first start names its bucket (buckets are disjoint); tier rows sum over all of them.
+        "GROUP BY g.subscription_id, g.dimension, g.resource, t.tier, "
+        "CASE WHEN t.tier IS NULL THEN g.first_start ELSE 0 END"
+    )
+
+
+def _load_tiers(connection: Any, tiers: Sequence[tuple[int, str, int, int, int | None]]) -> None:
+    """The tier bounds the rollup graduates by, in a temporary table of this connection's transaction."""
+    on_commit = " ON COMMIT DROP" if connection.dialect.name == "postgresql" else ""
+    connection.execute(
+        text(
+            "CREATE TEMPORARY TABLE rollup_tiers (subscription_id INTEGER NOT NULL, dimension VARCHAR(160) NOT NULL, "
+            "tier INTEGER NOT NULL, lower_bound BIGINT NOT NULL, upper_bound BIGINT, "
+            f"PRIMARY KEY (subscription_id, dimension, tier)){on_commit}"
+        )
+    )
+    connection.execute(
+        text("INSERT INTO rollup_tiers VALUES (:subscription_id, :dimension, :tier, :lower_bound, :upper_bound)"),
+        [
+            {"subscription_id": s, "dimension": d, "tier": n, "lower_bound": lower, "upper_bound": upper}
+            for s, d, n, lower, upper in tiers
+        ],
     )
 
 
@@ -218,7 +307,7 @@ def _rollup_sql(grains: dict[str, list[int]]) -> Any:
 _LATE_ROLLUP = text(
     f"INSERT INTO usage_rollups ({_ROLLUP_COLUMNS}) "
     f"SELECT :period, MAX(buyer_id), subscription_id, MIN(period_start), MAX(period_start), dimension, "
-    f"{_RESOURCE}, SUM(quantity), COUNT(*), :late FROM usage_records "
+    f"{_RESOURCE}, SUM(quantity), COUNT(*), :late, NULL FROM usage_records "
     "WHERE billed_in = :billed_in AND voided_at IS NULL "
     f"GROUP BY subscription_id, period_start - (period_start % 3600), dimension, {_RESOURCE}"
 )
@@ -263,9 +352,10 @@ def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) ->
             UsageRollup.quantity,
             UsageRollup.records,
             UsageRollup.late,
+            UsageRollup.tier,
         ).where(UsageRollup.period == period, UsageRollup.buyer_id.in_(todo))
     )
-    for subscription_id, hour, last_hour, dimension, resource, quantity, records, is_late in rows.all():
+    for subscription_id, hour, last_hour, dimension, resource, quantity, records, is_late, tier in rows.all():
         first = instants.get(hour)
         if first is None:
             first = instants[hour] = from_epoch(hour)
@@ -273,7 +363,7 @@ def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) ->
         if last is None:
             last = instants[last_hour] = from_epoch(last_hour)
         (late if is_late else usage)[subscription_id].append(
-            rating.Usage(first, dimension, quantity, resource, last, records)
+            rating.Usage(first, dimension, quantity, resource, last, records, tier)
         )
     active = (Subscription.started_at < end) & ((Subscription.ended_at.is_(None)) | (Subscription.ended_at > start))
     subscriptions = session.scalars(

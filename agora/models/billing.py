@@ -52,10 +52,10 @@ class InvoiceLine(Base):
 class UsageRollup(Base):
     """A closed month's usage, summed in one pass over `usage_records` (BIL-03) at the grain each
     subscription's rating needs (`rating.grain`): per clock hour, per day, or the whole month, and per
-    resource only for instance-hours. `hour` and `last_hour` are the first and last record start summed into
-    the row, `records` how many records it sums. `late` rows are records of an earlier, already closed
-    period carried into this one. Per-buyer invoice jobs read their rows through the (period, buyer)
-    index, so the month's records are scanned once, not once per buyer."""
+    resource only for instance-hours. `hour` and `last_hour` are the first and last record start summed
+    into the row, `records` how many records it sums (with `tier`, how many tier periods). `late` rows
+    are records of an earlier, already closed period carried into this one. Per-buyer invoice jobs read
+    their rows through the (period, buyer) index, so the month is scanned once, not once per buyer."""
 
     __tablename__ = "usage_rollups"
     __table_args__ = (Index("ix_usage_rollups_period_buyer", "period", "buyer_id"),)
@@ -71,6 +71,7 @@ class UsageRollup(Base):
     quantity: Mapped[int] = mapped_column(BigInteger)
     records: Mapped[int] = mapped_column(BigInteger)
     late: Mapped[bool] = mapped_column(default=False)
+    tier: Mapped[int | None] = mapped_column()  # set: `quantity` is this tier's units (`rating.summed_tiers`)
 
 
 class BillingPeriod(Base):

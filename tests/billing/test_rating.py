@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agora.billing.rating import Annual, Subscription, Usage, graduated, rate
+from agora.billing.rating import Annual, Subscription, TierBounds, Usage, graduated, rate
 from agora.pricing.versions import Version
 
 T = datetime(2026, 3, 1, tzinfo=UTC)
@@ -293,19 +293,28 @@ MIXED = {
 }
 
 
-def _rolled(usage: list[Usage], width: int | None) -> list[Usage]:
+def _rolled(usage: list[Usage], width: int | None, tiers: dict[str, TierBounds]) -> list[Usage]:
     """What `billing.service._rollup_sql` stores for a grain: sums per bucket, dimension and (for
-    instance-hours only) resource, keeping the first and last start and the record count."""
+    instance-hours only) resource, keeping the first and last start and the record count; and for the
+    items of `summed_tiers`, each tier's units summed over the buckets."""
     groups: dict[tuple[int, str, str], list[Usage]] = {}
     for u in usage:
         seconds = int(u.hour.timestamp())
         bucket = 0 if width is None else seconds - seconds % width
         resource = u.resource if u.dimension.startswith("hourly:") else ""
         groups.setdefault((bucket, u.dimension, resource), []).append(u)
-    return [
+    rolled = [
         Usage(min(g).hour, dimension, sum(u.quantity for u in g), resource, max(g).hour, len(g))
         for (_, dimension, resource), g in groups.items()
     ]
+    graduated = [u for u in rolled if u.dimension in tiers]
+    for item in {u.dimension for u in graduated}:
+        periods = [u for u in graduated if u.dimension == item]
+        for tier, (lower, upper) in enumerate(tiers[item]):
+            units = sum(max(0, (u.quantity if upper is None else min(u.quantity, upper)) - lower) for u in periods)
+            first, last = min(u.hour for u in periods), max(u.last or u.hour for u in periods)
+            rolled.append(Usage(first, item, units, "", last, len(periods), tier))
+    return [u for u in rolled if u.dimension not in tiers or u.tier is not None]
 
 
 @settings(max_examples=200, deadline=None)
@@ -325,7 +334,7 @@ def test_property_rating_usage_summed_at_its_grain_gives_the_same_lines(
     annual: int,
     change_day: int,
 ) -> None:
-    from agora.billing.rating import grain
+    from agora.billing.rating import grain, summed_tiers
 
     pricing: dict[str, Any] = dict(MIXED)
     if tiers:
@@ -347,4 +356,5 @@ def test_property_rating_usage_summed_at_its_grain_gives_the_same_lines(
             usage.append(Usage(instant, "queries", quantity))
     usage = list({(u.hour, u.dimension, u.resource): u for u in usage}.values())  # the MTR-05 key
     width = {"hour": 3600, "day": 86400, "month": None}[grain(subscription, "2026-03")]
-    assert rate(subscription, _rolled(usage, width), "2026-03") == rate(subscription, usage, "2026-03")
+    rolled = _rolled(usage, width, summed_tiers(subscription, "2026-03"))
+    assert rate(subscription, rolled, "2026-03") == rate(subscription, usage, "2026-03")
