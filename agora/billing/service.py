@@ -18,7 +18,7 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, text
+from sqlalchemy import Connection, Engine, Table, delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from agora import clock, jobs
@@ -165,7 +165,7 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
         for item, bounds in rating.summed_tiers(terms, period).items():
             tiers += [(subscription.id, item, n, lower, upper) for n, (lower, upper) in enumerate(bounds)]
     session.execute(delete(UsageRollup).where(UsageRollup.period == period))
-    rows = _rollup(session.get_bind(), _rollup_sql(grains, graduate=bool(tiers)), tiers, start, end)
+    rows = _rollup(session.get_bind().engine, _rollup_sql(grains, graduate=bool(tiers)), tiers, start, end)
     buyer_of = {subscription.id: subscription.buyer_id for subscription in subscriptions}
     missing = {row["subscription_id"] for row in rows} - buyer_of.keys()
     if missing:  # usage outside a subscription's active time is refused, but a rollup never drops a row
@@ -215,7 +215,7 @@ ROLLUP_SLICES = max(2, os.cpu_count() or 1)
 
 
 def _rollup(
-    bind: Any, sql: Any, tiers: Sequence[tuple[int, str, int, int, int | None]], start: datetime, end: datetime
+    engine: Engine, sql: Any, tiers: Sequence[tuple[int, str, int, int, int | None]], start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
     """Run the rollup over the month in slices of whole days, one per core, each on its own read-only
     connection (the database works on every slice at once; SQLite readers never wait). Records are
@@ -225,7 +225,6 @@ def _rollup(
     days = (end - start).days
     cuts = [start + timedelta(days=days * n // ROLLUP_SLICES) for n in range(ROLLUP_SLICES)] + [end]
     slices = sorted({(a, b) for a, b in pairwise(cuts) if a < b})
-    engine = bind.engine if hasattr(bind, "engine") else bind
 
     def one(bounds: tuple[datetime, datetime]) -> list[dict[str, Any]]:
         # Closing the connection rolls its read transaction back, the temporary table with it.
@@ -284,7 +283,7 @@ def _rollup_sql(grains: dict[str, list[int]], *, graduate: bool) -> Any:
     )
 
 
-def _load_tiers(connection: Any, tiers: Sequence[tuple[int, str, int, int, int | None]]) -> None:
+def _load_tiers(connection: Connection, tiers: Sequence[tuple[int, str, int, int, int | None]]) -> None:
     """The tier bounds the rollup graduates by, in a temporary table of this connection's transaction."""
     on_commit = " ON COMMIT DROP" if connection.dialect.name == "postgresql" else ""
     connection.execute(
