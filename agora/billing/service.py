@@ -229,6 +229,8 @@ def _rollup(
     def one(bounds: tuple[datetime, datetime]) -> list[dict[str, Any]]:
         # Closing the connection rolls its read transaction back, the temporary table with it.
         with engine.execution_options(agora_deferred=True).connect() as connection:
+            if connection.dialect.name == "postgresql":  # hash the month's groups in memory, not on disk
+                connection.execute(text("SET LOCAL work_mem = '256MB'"))
             if tiers:
                 _load_tiers(connection, tiers)
             result = connection.execute(sql, {"start": _epoch(bounds[0]), "end": _epoch(bounds[1])})
