@@ -285,13 +285,20 @@ def prepare(
     customers = _customers(session, principal, readings, products)
     tokens = _by_client_token(session, readings)
 
+    product_problems = {
+        code: _check_product(code, product, principal, region, kinds) for code, product in products.items()
+    }
+
     prepared = Prepared(readings, [], [], [], [])
     outcomes, rows = prepared.outcomes, prepared.rows
     seen: set[tuple[int, int, str, str]] = set()
     received = epoch(now)
     for index, reading in enumerate(readings):
         product = products[reading.product_code]
-        outcome = _check(reading, product, principal, source, region, now, check_window, kinds)
+        outcome = product_problems[reading.product_code]
+        if outcome is None:
+            assert product is not None
+            outcome = _check(reading, product, source, now, check_window)
         customer = None
         if outcome is None:
             assert product is not None
@@ -653,21 +660,18 @@ def _existing(
 # --- checks ---------------------------------------------------------------------------------------------
 
 
-def _check(
-    reading: Reading,
+def _check_product(
+    code: str,
     product: _Product | None,
     principal: Principal | None,
-    source: Source,
     region: str,
-    now: datetime,
-    check_window: bool = True,
     kinds: frozenset[str] | None = None,
 ) -> Outcome | None:
-    """The checks of MTR-03/04 and the allocation rules; None when the record may be stored."""
+    """The checks of MTR-03/04 that depend only on the product: asked once per product of a batch."""
     if product is None or (
         principal is not None and principal.role is Role.SELLER and product.seller_id != principal.id
     ):
-        return refused(Problem.UNKNOWN_PRODUCT, f"no product with code {reading.product_code!r} [MTR-04]")
+        return refused(Problem.UNKNOWN_PRODUCT, f"no product with code {code!r} [MTR-04]")
     if kinds is not None and product.kind not in kinds:
         return refused(
             Problem.WRONG_PRODUCT_KIND,
@@ -683,6 +687,14 @@ def _check(
         return refused(
             Problem.WRONG_REGION, f"{product.code} is not offered in {region}; send its records there [MTR-03]"
         )
+    return None
+
+
+def _check(
+    reading: Reading, product: _Product, source: Source, now: datetime, check_window: bool = True
+) -> Outcome | None:
+    """The checks of MTR-04 and the allocation rules on one record of a product that passed `_check_product`;
+    None when the record may be stored."""
     if source is not Source.PLATFORM:
         if reading.dimension in product.platform_items:
             how = product.platform_items[reading.dimension]
