@@ -130,10 +130,16 @@ ACCESS_KEY_TTL = 2.0  # seconds: how long after revocation a process may still a
 _access_keys: TtlCache[str, tuple[Principal, str] | None] = TtlCache(ACCESS_KEY_TTL)
 
 
-def access_key_secret_cached(session: Session, access_key_id: str) -> tuple[Principal, str] | None:
+def access_key_secret_cached(db: Database, access_key_id: str) -> tuple[Principal, str] | None:
     """`access_key_secret`, remembered for `ACCESS_KEY_TTL` seconds per process: SDK clients sign every
-    request with the same key, and this lookup would otherwise be a third of a metering request's cost."""
-    return _access_keys.get(access_key_id, lambda: access_key_secret(session, access_key_id))
+    request with the same key, and this lookup would otherwise be a third of a metering request's cost.
+    A read transaction is opened only when the key is not cached."""
+
+    def load() -> tuple[Principal, str] | None:
+        with db.reader() as session:
+            return access_key_secret(session, access_key_id)
+
+    return _access_keys.get(access_key_id, load)
 
 
 def forget_access_keys() -> None:

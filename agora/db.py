@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import JSON, DateTime, Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -25,6 +27,7 @@ from sqlalchemy.types import TypeDecorator
 from agora.config import Settings, get_settings
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+T = TypeVar("T")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -83,7 +86,11 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         deferred = connection.get_execution_options().get("agora_deferred", False)
-        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+        # Straight on the driver's cursor: every transaction of the application starts here, and a full
+        # SQLAlchemy execution costs more than the BEGIN itself.
+        cursor = connection.connection.cursor()
+        cursor.execute("BEGIN" if deferred else "BEGIN IMMEDIATE")
+        cursor.close()
 
 
 @dataclass
@@ -94,10 +101,18 @@ class Database:
     # moment the holder lets go; SQLite's own busy handler polls with sleeps of up to 100 ms, which under
     # many concurrent writers (metering) costs more than the writes themselves.
     write_lock: Path | None = None
+    group: GroupCommit = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.group = GroupCommit(self)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @cached_property
+    def _deferred_engine(self) -> Engine:
+        return self.engine.execution_options(agora_deferred=True)
 
     @contextmanager
     def unit_of_work(self, *, deferred: bool = False) -> Iterator[Session]:
@@ -107,7 +122,7 @@ class Database:
         `deferred` unit takes the lock at its first write instead — for jobs that may wait on the network
         before writing; if another writer got in first, the job fails and is retried.
         """
-        bind = self.engine.execution_options(agora_deferred=True) if deferred else self.engine
+        bind = self._deferred_engine if deferred else self.engine
         with self._writer(deferred), self.sessions(bind=bind) as session, session.begin():
             yield session
 
@@ -126,11 +141,93 @@ class Database:
     @contextmanager
     def reader(self) -> Iterator[Session]:
         """A read-only transaction: on SQLite it never waits for writers (WAL snapshot)."""
-        with self.sessions(bind=self.engine.execution_options(agora_deferred=True)) as session:
+        with self.sessions(bind=self._deferred_engine) as session:
             yield session  # closing the session rolls the read transaction back
+
+    def write_together(self, work: Callable[[Session], T]) -> T:
+        """`work(session)` in a unit of work shared with the writes of this process's other threads that
+        arrive meanwhile (`GroupCommit`); returns once it is committed."""
+        return self.group.run(work)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@dataclass(eq=False)
+class _Job(Generic[T]):
+    work: Callable[[Session], T]
+    wake: threading.Event = field(default_factory=threading.Event)
+    finished: bool = False
+    result: T | None = None
+    error: BaseException | None = None
+
+    def outcome(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
+
+
+class GroupCommit:
+    """Group commit: writes that arrive while another is being committed are committed together after it, in
+    one transaction — one write lock, one BEGIN and one COMMIT for all of them (on SQLite every commit writes
+    whole pages to the WAL, and two processes hand the lock back and forth once per transaction).
+
+    Leader and followers, no thread of its own: the first writer to arrive commits what is queued; writers
+    arriving meanwhile wait, and when it is done the oldest of them commits the next group. Every writer
+    returns only after its own work is committed, so nothing answered is less durable than a unit of work of
+    its own. If a group fails, each of its jobs is run again alone, so one bad job fails only its own caller:
+    jobs must therefore be functions of the session alone (nothing done before a rollback may stick).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._mutex = threading.Lock()
+        self._queue: list[_Job[Any]] = []
+        self._leading = False
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        job = _Job(work)
+        with self._mutex:
+            self._queue.append(job)
+            leader = not self._leading
+            self._leading = True
+        if not leader:
+            job.wake.wait()
+            if job.finished:
+                return job.outcome()
+        self._lead()  # this job is still queued: the group taken now includes it
+        return job.outcome()
+
+    def _lead(self) -> None:
+        with self._mutex:
+            group, self._queue = self._queue, []
+        try:
+            self._commit(group)
+        finally:
+            for job in group:
+                if not job.finished:  # interrupted (BaseException): the caller must not wait for ever
+                    job.error = job.error or RuntimeError("the group commit was interrupted")
+                    job.finished = True
+                job.wake.set()
+            with self._mutex:
+                if self._queue:
+                    self._queue[0].wake.set()  # not finished: it leads the next group
+                else:
+                    self._leading = False
+
+    def _commit(self, group: list[_Job[Any]]) -> None:
+        try:
+            with self._db.unit_of_work() as session:
+                results = [job.work(session) for job in group]
+        except Exception as error:
+            if len(group) == 1:
+                group[0].error, group[0].finished = error, True
+                return
+            for job in group:  # rolled back: run each alone, so only a failing job fails
+                self._commit([job])
+            return
+        for job, result in zip(group, results, strict=True):
+            job.result, job.finished = result, True
 
 
 def open_database(url: str | None = None, settings: Settings | None = None) -> Database:

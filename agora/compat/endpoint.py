@@ -18,11 +18,11 @@ from starlette.responses import Response
 from agora.compat.aws import protocol as aws
 from agora.db import Database
 
-# How many metering requests of one process run their database work at once. On SQLite one: writes are
-# serialized anyway, and more threads only take turns at the GIL while one of them holds the write lock
-# (bench.ingestion, 64 clients: 1 thread per process gave 9.7k records/s, 4 threads 5.9k, 8 threads 6.1k).
-# PostgreSQL takes concurrent writers, so its processes run several.
-DATABASE_THREADS = {"sqlite": 1, "postgresql": 8}
+# How many metering requests of one process run their database work at once. On SQLite a few: writes are
+# serialized anyway, but a request that has prepared its rows waits for the write lock (releasing the GIL)
+# while others prepare theirs, and the waiting inserts are then committed as one group (`GroupCommit`). With
+# one thread there is never a group. PostgreSQL takes concurrent writers, so its processes run more.
+DATABASE_THREADS = {"sqlite": 4, "postgresql": 8}
 _limiters: dict[str, anyio.CapacityLimiter] = {}
 
 

@@ -91,8 +91,7 @@ def _verify(
     owners: dict[str, Principal] = {}
 
     def secret_for(access_key_id: str) -> str | None:
-        with db.reader() as session:
-            found = access_key_secret_cached(session, access_key_id)
+        found = access_key_secret_cached(db, access_key_id)
         if found is None:
             return None
         owners[access_key_id] = found[0]

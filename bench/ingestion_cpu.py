@@ -1,0 +1,179 @@
+"""CPU time per metering request, in process: the same pre-signed BatchMeterUsage requests (25 records) and
+native batches (1,000 records) as bench.ingestion, driven straight through the ASGI app against a fresh SQLite
+file, with no HTTP server and no load generator competing for the cores.
+
+    .venv/bin/python -m bench.ingestion_cpu [--requests 400] [--concurrency 1] [--profile batch|native]
+
+CPU time (process time, every thread) is steadier than wall-clock time on a shared machine; it is what the
+server pays per request, HTTP parsing aside. `--concurrency` runs that many requests at once on one event
+loop, as one server process sees them under load. `--profile` prints cProfile's top functions for one kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from agora import config, migrate
+from agora.app import create_app
+from agora.db import open_database
+from bench.ingestion import build_requests, populate, stored
+
+HOST = "testserver"
+
+
+def load_requests(path: Path) -> list[tuple[str, list[tuple[bytes, bytes]], bytes]]:
+    """(path, headers, body) of every prepared request."""
+    requests = []
+    for line in path.read_text().splitlines():
+        amz_date, authorization, bearer, body = line.split("\t", 3)
+        if amz_date:
+            headers = {
+                "host": HOST,
+                "content-type": "application/x-amz-json-1.1",
+                "x-amz-target": "AWSMPMeteringService.BatchMeterUsage",
+                "x-amz-date": amz_date,
+                "authorization": authorization,
+            }
+            target = "/"
+        else:
+            headers = {"host": HOST, "content-type": "application/json", "authorization": bearer}
+            target = "/api/v1/usage"
+        headers["content-length"] = str(len(body.encode()))
+        requests.append((target, [(k.encode(), v.encode()) for k, v in headers.items()], body.encode()))
+    return requests
+
+
+def asgi_call(app: Any, target: str, headers: list[tuple[bytes, bytes]], body: bytes) -> Callable[[], Awaitable[int]]:
+    async def call() -> int:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": target,
+            "raw_path": target.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }
+        sent = False
+        status = 0
+        chunks: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await app(scope, receive, send)
+        if status != 200:
+            raise RuntimeError(f"{target} answered {status}: {b''.join(chunks)[:300]!r}")
+        return status
+
+    return call
+
+
+async def drive(app: Any, requests: list[Any], concurrency: int) -> None:
+    queue = iter(requests)
+
+    async def worker() -> None:
+        for target, headers, body in queue:
+            await asgi_call(app, target, headers, body)()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def _inline(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """anyio.to_thread.run_sync for profiling: cProfile sees only the thread it runs on."""
+    return function(*args)
+
+
+def measure(app: Any, requests: list[Any], concurrency: int, profile: bool) -> tuple[float, float]:
+    profiler = cProfile.Profile() if profile else None
+    original = anyio.to_thread.run_sync
+    if profile:
+        anyio.to_thread.run_sync = _inline
+    cpu, wall = time.process_time(), time.perf_counter()
+    if profiler:
+        profiler.enable()
+    asyncio.run(drive(app, requests, concurrency))
+    if profiler:
+        profiler.disable()
+        anyio.to_thread.run_sync = original
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if profiler:
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("cumulative").print_stats(45)
+        stats.sort_stats("tottime").print_stats(30)
+    return cpu, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=400, help="BatchMeterUsage requests (native: a tenth)")
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--profile", choices=["batch", "native"])
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="agora-cpu-"))
+    os.environ["AGORA_VAR_DIR"] = str(work / "var")
+    os.environ.setdefault("AGORA_SECRET_KEY", "bench-secret-key")
+    config.reset_settings()
+    db = open_database(f"sqlite:///{work / 'agora.db'}")
+    migrate.upgrade(db)
+    now = datetime.now(UTC)
+    populate(db, args.customers, now - timedelta(days=1))
+    n_native = max(args.requests // 10, 4)
+    build_requests(work / "batch.tsv", args.customers, now, 25, native=False, limit=args.requests + 40, host=HOST)
+    build_requests(work / "native.tsv", args.customers, now, 1000, native=True, limit=n_native + 4, host=HOST)
+    batch, native = load_requests(work / "batch.tsv"), load_requests(work / "native.tsv")
+    app = create_app(db)
+
+    # Warm-up (imports, caches, first statements), then the timed runs on records not sent before.
+    asyncio.run(drive(app, batch[:40], 1))
+    asyncio.run(drive(app, native[:4], 1))
+    cpu_b, wall_b = measure(app, batch[40:], args.concurrency, args.profile == "batch")
+    cpu_n, wall_n = measure(app, native[4:], args.concurrency, args.profile == "native")
+    rows_b, rows_n = stored(db, "bench-batch"), stored(db, "bench-native")
+    expected_b, expected_n = 25 * len(batch), 1000 * len(native)
+    print(f"SQLite, {args.customers:,} customers, concurrency {args.concurrency}")
+    print(
+        f"BatchMeterUsage (25):  {1000 * cpu_b / args.requests:6.2f} ms CPU/request"
+        f"  {1000 * wall_b / args.requests:6.2f} ms wall/request  ({25 * args.requests / cpu_b:,.0f} records/CPU-s)"
+    )
+    print(
+        f"native (1,000):        {1000 * cpu_n / n_native:6.2f} ms CPU/request"
+        f"  {1000 * wall_n / n_native:6.2f} ms wall/request  ({1000 * n_native / cpu_n:,.0f} records/CPU-s)"
+    )
+    if (rows_b, rows_n) != (expected_b, expected_n):
+        print(f"WARNING: stored {rows_b:,}/{expected_b:,} batch and {rows_n:,}/{expected_n:,} native records")
+
+
+if __name__ == "__main__":
+    main()

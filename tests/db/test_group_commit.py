@@ -1,0 +1,76 @@
+"""Group commit (`Database.write_together`): writes of concurrent threads share transactions, each caller returns
+only after its own write is committed, and one failing write fails only its own caller."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from agora.db import Database
+from agora.models import Buyer
+
+
+def _add_buyer(n: int) -> Callable[[Session], int]:
+    def work(session: Session) -> int:
+        session.add(Buyer(account=f"{700000000000 + n}", email=f"g{n}@group.example"))
+        session.flush()
+        return n
+
+    return work
+
+
+def _count(db: Database) -> int:
+    with db.reader() as session:
+        return int(
+            session.scalar(select(func.count()).select_from(Buyer).where(Buyer.email.like("%@group.example"))) or 0
+        )
+
+
+def test_concurrent_writes_are_all_committed_before_their_callers_return(db: Database) -> None:
+    committed_before_return: list[bool] = []
+    lock = threading.Lock()
+
+    def write(n: int) -> int:
+        result = db.write_together(_add_buyer(n))
+        with db.reader() as session:  # a fresh snapshot sees this caller's row: it is committed
+            seen = session.scalar(select(Buyer.id).where(Buyer.account == f"{700000000000 + n}")) is not None
+        with lock:
+            committed_before_return.append(seen)
+        return int(result)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(write, range(64)))
+    assert results == list(range(64))
+    assert all(committed_before_return) and len(committed_before_return) == 64
+    assert _count(db) == 64
+
+
+def test_a_failing_write_fails_only_its_own_caller(db: Database) -> None:
+    barrier = threading.Barrier(6)
+
+    def write(n: int) -> int:
+        barrier.wait()  # arrive together, so the failing write is likely grouped with the others
+        if n == 3:
+
+            def failing(session: Session) -> int:
+                session.add(Buyer(account="799999999999", email="bad@group.example"))
+                session.flush()  # written, then rolled back with its group
+                raise RuntimeError("this write fails")
+
+            return db.write_together(failing)
+        return int(db.write_together(_add_buyer(n)))  # type: ignore[arg-type]
+
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(write, n) for n in range(6)]
+    for n, future in enumerate(futures):
+        if n == 3:
+            with pytest.raises(RuntimeError, match="this write fails"):
+                future.result()
+        else:
+            assert future.result() == n
+    assert _count(db) == 5
