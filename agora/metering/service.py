@@ -317,8 +317,10 @@ def prepare(
             outcomes.append(outcome)
             continue
         assert product is not None and customer is not None
-        start = reading.timestamp if reading.exact else reading.timestamp.replace(minute=0, second=0, microsecond=0)
-        key = (epoch(start), customer.subscription_id, reading.dimension, reading.resource)
+        start = epoch(reading.timestamp)
+        if not reading.exact:  # the UTC hour (MTR-01), whatever offset the timestamp was given with (+05:30)
+            start -= start % 3600
+        key = (start, customer.subscription_id, reading.dimension, reading.resource)
         if reading.client_token is not None and reading.client_token in tokens:
             outcomes.append(_same_token(tokens[reading.client_token], key, reading))
             continue
@@ -783,7 +785,10 @@ def _allocations_json(allocations: tuple[Allocation, ...] | None) -> list[dict[s
 
 
 def _iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:  # 9999-12-31T23:00:00-01:00 has no UTC datetime; a refusal must not become a 500
+        return instant.isoformat()
 
 
 def _not_subscribed(reading: Reading) -> str:
