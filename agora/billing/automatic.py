@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from agora import jobs
 from agora.billing import rating, refunds
-from agora.billing.rating import month_bounds
-from agora.billing.service import CLOSE_DELAY, next_period, period_of, rating_terms
+from agora.billing.rating import month_bounds, next_period, period_of
+from agora.billing.service import CLOSE_DELAY, rating_terms
 from agora.catalog.schemas import ML_KINDS
 from agora.metering.service import from_epoch
 from agora.models import Invoice, InvoiceLine, Product, Subscription, UsageRecord

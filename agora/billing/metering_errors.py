@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from agora import audit, clock
 from agora.auth import Principal
 from agora.billing import automatic, rating
-from agora.billing.rating import month_bounds
-from agora.billing.service import CLOSE_DELAY, invoice_json, period_of, rating_terms
+from agora.billing.rating import month_bounds, period_of
+from agora.billing.service import CLOSE_DELAY, invoice_json, rating_terms
 from agora.errors import Forbidden, Invalid, NotFound
 from agora.metering.service import from_epoch
 from agora.models import Invoice, InvoiceLine, MeteringError, Product, Role, Subscription, UsageRecord

@@ -99,14 +99,27 @@ def month_bounds(period: str) -> tuple[datetime, datetime]:
     return start, end
 
 
+def period_of(instant: datetime) -> str:
+    return f"{instant:%Y-%m}"
+
+
+def next_period(period: str) -> str:
+    return period_of(month_bounds(period)[1])
+
+
 def rate(subscription: Subscription, usage: Iterable[Usage], period: str) -> list[Line]:
     """The monthly invoice lines of one subscription for `period` (YYYY-MM), in a stable order."""
     start, end = month_bounds(period)
     records = [u for u in usage if start <= u.hour < end]
-    hourly, ml, metered = _split(records)
-    lines = _hourly(subscription, hourly) + _monthly(subscription, start, end) + _ml(subscription, ml)
-    lines += _usage(subscription, metered) + _tiered(subscription, metered)
+    lines = _charges(subscription, records, fee=_monthly(subscription, start, end))
     return [line for line in lines if line.quantity or line.amount]
+
+
+def _charges(subscription: Subscription, records: Iterable[Usage], fee: Sequence[Line] = ()) -> list[Line]:
+    """The lines of `records`, in their stable order: instance-hours, the `fee`, ML, usage, tiers."""
+    hourly, ml, metered = _split(records)
+    lines = _hourly(subscription, hourly) + list(fee) + _ml(subscription, ml)
+    return lines + _usage(subscription, metered) + _tiered(subscription, metered)
 
 
 def _split(records: Iterable[Usage]) -> tuple[list[Usage], list[Usage], list[Usage]]:
@@ -125,14 +138,11 @@ def rate_late(subscription: Subscription, usage: Iterable[Usage], period: str) -
     (BIL-03). Each record is rated at the prices of its own hour; there is no fee in them."""
     by_month: dict[str, list[Usage]] = defaultdict(list)
     for record in usage:
-        by_month[f"{record.hour:%Y-%m}"].append(record)
+        by_month[period_of(record.hour)].append(record)
     lines = []
     for own, records in sorted(by_month.items()):
-        hourly, ml, metered = _split(records)
         note = f"; usage of {own} stored after {own} had closed, billed in {period} [BIL-03]"
-        own_lines = _hourly(subscription, hourly) + _ml(subscription, ml)
-        own_lines += _usage(subscription, metered) + _tiered(subscription, metered)
-        lines += [replace(line, explain=line.explain + note) for line in own_lines]
+        lines += [replace(line, explain=line.explain + note) for line in _charges(subscription, records)]
     return [line for line in lines if line.quantity or line.amount]
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from agora import audit, clock
 from agora.auth import Principal
-from agora.billing.service import period_of
+from agora.billing.rating import period_of
 from agora.errors import Forbidden, Invalid, InvalidTransition, NotFound
 from agora.models import AnnualPurchase, Buyer, Invoice, InvoiceLine, Product, Refund, Role, Subscription
 from agora.money import from_cents, round_cents, to_cents

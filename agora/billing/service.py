@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from agora import clock, jobs
 from agora.billing import rating
-from agora.billing.rating import Line, month_bounds
+from agora.billing.rating import Line, month_bounds, next_period, period_of
 from agora.metering.service import from_epoch, periods_lock
 from agora.models import (
     AnnualPurchase,
@@ -45,14 +45,6 @@ from agora.pricing.versions import Version
 LINES: Table = InvoiceLine.__table__  # type: ignore[assignment]
 ROLLUPS: Table = UsageRollup.__table__  # type: ignore[assignment]
 CLOSE_DELAY = timedelta(hours=24)  # BIL-03: a period closes 24 hours after its end
-
-
-def period_of(instant: datetime) -> str:
-    return f"{instant:%Y-%m}"
-
-
-def next_period(period: str) -> str:
-    return period_of(month_bounds(period)[1])
 
 
 # --- upfront invoices (BIL-02) -------------------------------------------------------------------------------
@@ -154,8 +146,7 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
     if session.get(BillingPeriod, period) is None:
         session.add(BillingPeriod(period=period, closed_at=clock.now()))
         session.flush()
-    active = (Subscription.started_at < end) & ((Subscription.ended_at.is_(None)) | (Subscription.ended_at > start))
-    subscriptions = session.scalars(select(Subscription).where(active)).all()
+    subscriptions = session.scalars(select(Subscription).where(_active_in(start, end))).all()
     catalog = _Terms(session, subscriptions)
     grains: dict[str, list[int]] = defaultdict(list)
     tiers = []
@@ -198,6 +189,11 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
         run_at=clock.now() + timedelta(hours=1),
         dedupe_key=f"disburse:{period}",
     )
+
+
+def _active_in(start: datetime, end: datetime) -> Any:
+    """Subscriptions active at some time in [start, end)."""
+    return (Subscription.started_at < end) & (Subscription.ended_at.is_(None) | (Subscription.ended_at > start))
 
 
 def _epoch(instant: datetime) -> int:
@@ -366,10 +362,9 @@ def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) ->
         (late if is_late else usage)[subscription_id].append(
             rating.Usage(first, dimension, quantity, resource, last, records, tier)
         )
-    active = (Subscription.started_at < end) & ((Subscription.ended_at.is_(None)) | (Subscription.ended_at > start))
     subscriptions = session.scalars(
         select(Subscription)
-        .where(Subscription.buyer_id.in_(todo), active | Subscription.id.in_([*usage, *late]))
+        .where(Subscription.buyer_id.in_(todo), _active_in(start, end) | Subscription.id.in_([*usage, *late]))
         .order_by(Subscription.id)
     ).all()
     catalog = _Terms(session, subscriptions)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from agora import clock
 from agora.auth import Principal
+from agora.billing.rating import month_bounds, next_period, period_of
 from agora.cache import TtlCache
 from agora.config import get_settings
 from agora.db import Database
@@ -426,8 +427,8 @@ def store(session: Session, prepared: Prepared) -> list[Outcome]:
     rows, row_index, readings = prepared.rows, prepared.row_index, prepared.readings
     outcomes = list(prepared.outcomes)
     stored = _insert(session, rows)
-    month = clock.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    earlier = [row for row in rows if row["period_start"] < epoch(month) and row["record_id"] in stored]
+    month = epoch(month_bounds(period_of(clock.now()))[0])
+    earlier = [row for row in rows if row["period_start"] < month and row["record_id"] in stored]
     if earlier:  # a month may have closed since these hours: they are then billed in the next open one
         carry_late(session, earlier)
     settled: dict[tuple[int, int, str, str], tuple[int, str, int | None]] = {}
@@ -469,7 +470,7 @@ def carry_late(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Records just stored for an earlier month: those whose month has closed are billed in the first
     open month after it (`billed_in`); the others wait for their own month's close."""
     periods_lock(session, shared=True)
-    months = {row["period_start"]: f"{from_epoch(row['period_start']):%Y-%m}" for row in rows}
+    months = {row["period_start"]: period_of(from_epoch(row["period_start"])) for row in rows}
     closed = set(session.scalars(select(BillingPeriod.period).where(BillingPeriod.period >= min(months.values()))))
     if not closed.intersection(months.values()):
         return
@@ -488,9 +489,9 @@ def carry_late(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     for row in rows:
         own = months[row["period_start"]]
         if own in closed:
-            target = _month_after(own)
+            target = next_period(own)
             while target in closed:
-                target = _month_after(target)
+                target = next_period(target)
             late.append(
                 {
                     "k_start": row["period_start"],
@@ -501,11 +502,6 @@ def carry_late(session: Session, rows: Sequence[dict[str, Any]]) -> None:
                 }
             )
     session.connection().execute(statement, late)
-
-
-def _month_after(period: str) -> str:
-    year, month = (int(part) for part in period.split("-"))
-    return f"{year + (month == 12):04d}-{month % 12 + 1:02d}"
 
 
 def _by_client_token(session: Session, readings: Sequence[Reading]) -> dict[str, tuple[Any, ...]]:
