@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import uuid
@@ -73,7 +74,20 @@ class RequestIdMiddleware:
 
 def app_from_environment() -> FastAPI:
     """The app `agora serve` runs in each server process (uvicorn imports it by name to start workers)."""
-    return create_app(run_worker=os.environ.get("AGORA_RUN_WORKER", "1") == "1")
+    app = create_app(run_worker=os.environ.get("AGORA_RUN_WORKER", "1") == "1")
+    tune_collector()
+    return app
+
+
+def tune_collector() -> None:
+    """Garbage collection for a server process. What is loaded by now (modules, the app, its routes) lives as
+    long as the process, so it is frozen out of every collection; and the youngest generation is collected
+    after 50,000 new objects instead of 700. A metering batch makes tens of thousands of short-lived objects
+    that reference counting frees; with the defaults, collections cost a third of a 1,000-record request
+    (bench.ingestion_cpu: 27 ms against 18 ms of CPU). Cycles are still collected, a little later."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
 
 
 def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastAPI:

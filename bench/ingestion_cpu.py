@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from agora import config, migrate
-from agora.app import create_app
+from agora.app import create_app, tune_collector
 from agora.db import open_database
 from bench.ingestion import build_requests, populate, stored
 
@@ -154,6 +154,7 @@ def main() -> None:
     build_requests(work / "native.tsv", args.customers, now, 1000, native=True, limit=n_native + 4, host=HOST)
     batch, native = load_requests(work / "batch.tsv"), load_requests(work / "native.tsv")
     app = create_app(db)
+    tune_collector()  # as `agora serve` does in each server process
 
     # Warm-up (imports, caches, first statements), then the timed runs on records not sent before.
     asyncio.run(drive(app, batch[:40], 1))
