@@ -532,10 +532,10 @@ def record_bill_lines(session: Session, lines: Sequence[BillLine]) -> list[Outco
     readings: list[Reading] = []
     for n, line in enumerate(lines):
         found = _bill_reading(session, line, f"lines[{n}]")
-        if isinstance(found, tuple):
-            problems.append(found)
-        else:
+        if isinstance(found, Reading):
             readings.append(found)
+        else:
+            problems.append(found)
     if problems:
         raise Invalid.of(problems)
     return store(session, readings)

@@ -10,10 +10,10 @@ unit of work commits, which every front door does before it answers.
 from __future__ import annotations
 
 import json
-import random
+import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -21,7 +21,7 @@ from functools import lru_cache, partial
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Connection, Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from agora import clock
@@ -43,6 +43,12 @@ TAG_VALUE = re.compile(r"^[a-zA-Z0-9+ -=._:/@]{1,256}$")
 DIMENSION = re.compile(r"^\S.{0,159}$", re.DOTALL)
 
 USAGE: Table = UsageRecord.__table__  # type: ignore[assignment]
+
+Reader = Session | Connection  # the checks run in a write's own session, or on a bare read connection
+
+
+def _connection(source: Reader) -> Connection:
+    return source.connection() if isinstance(source, Session) else source
 
 
 class Problem(StrEnum):
@@ -86,10 +92,10 @@ class Allocation:
     tags: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """One record as a front door received it. `timestamp` is rounded down to its hour (MTR-01) unless
-    `exact` is set (Alibaba intervals and per-second platform measurements keep their start)."""
+    `exact` is set (Alibaba intervals and per-second platform measurements keep their start). A tuple, as
+    are outcomes: a native batch builds a thousand of each per request."""
 
     product_code: str
     dimension: str
@@ -104,8 +110,7 @@ class Reading:
     client_token: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     status: Status
     record_id: str | None = None
     problem: Problem | None = None
@@ -129,13 +134,19 @@ class BatchRefused(Exception):
         self.outcome = outcome
 
 
-def new_record_id() -> str:
-    """Time-ordered (UUIDv7 layout): unique without coordination, and readable in creation order."""
-    value = (time.time_ns() // 1_000_000) << 80 | random.getrandbits(80)
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 4122: 10xx
+
+
+def new_record_ids(count: int) -> list[str]:
+    """Time-ordered ids (UUIDv7 layout: 48 bits of milliseconds, 74 random): unique without coordination,
+    and readable in creation order. Made a batch at a time: one clock read and one call for the randomness."""
+    millis = f"{time.time_ns() // 1_000_000:012x}"
+    head = f"{millis[:8]}-{millis[8:]}-7"
+    randomness = os.urandom(10 * count).hex()
+    return [
+        f"{head}{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:19]}"
+        for r in (randomness[n : n + 20] for n in range(0, 20 * count, 20))
+    ]
 
 
 def epoch(instant: datetime) -> int:
@@ -190,13 +201,13 @@ def forget_products() -> None:
     _products.clear()
 
 
-def _cached_product(session: Session, code: str) -> _Product | None:
+def _cached_product(session: Reader, code: str) -> _Product | None:
     """Products change rarely and every record names one, so each process keeps what it read for a few
     seconds: a new dimension or region is honoured within `PRODUCT_TTL`. Subscriptions are never cached."""
     return _products.get(code, lambda: _load_product(session, code))
 
 
-def _load_product(session: Session, code: str) -> _Product | None:
+def _load_product(session: Reader, code: str) -> _Product | None:
     """The product as metering needs it: two indexed reads, and the pricing parsed once per version."""
     found = session.execute(
         select(Product.id, Product.seller_id, Product.kind, Product.pricing).where(Product.code == code)
@@ -266,7 +277,7 @@ class Prepared:
 
 
 def prepare(
-    session: Session,
+    session: Reader,
     principal: Principal | None,
     readings: Sequence[Reading],
     *,
@@ -291,19 +302,16 @@ def prepare(
     }
 
     prepared = Prepared(readings, [], [], [], [])
-    outcomes, rows = prepared.outcomes, prepared.rows
+    outcomes, rows, row_index = prepared.outcomes, prepared.rows, prepared.row_index
     seen: set[tuple[int, int, str, str]] = set()
     received = epoch(now)
     for index, reading in enumerate(readings):
         product = products[reading.product_code]
         outcome = product_problems[reading.product_code]
-        if outcome is None:
-            assert product is not None
-            outcome = _check(reading, product, source, now, check_window)
         customer = None
         if outcome is None:
             assert product is not None
-            outcome = _check_customer_fields(reading, principal)
+            outcome = _check(reading, product, source, now, check_window) or _check_customer_fields(reading, principal)
         if outcome is None:
             assert product is not None
             customer = _customer_for(reading, product, principal, customers)
@@ -330,13 +338,13 @@ def prepare(
             prepared.repeats.append((index, key))
             continue
         seen.add(key)
-        prepared.row_index.append(index)
+        row_index.append(index)
         rows.append(
             {
-                "record_id": new_record_id(),
-                "period_start": key[0],
+                "record_id": None,  # given below, all at once
+                "period_start": start,
                 "period_end": epoch(reading.period_end) if reading.period_end else None,
-                "subscription_id": customer.subscription_id,
+                "subscription_id": key[1],
                 "product_id": product.id,
                 "buyer_id": customer.buyer_id,
                 "dimension": reading.dimension,
@@ -348,6 +356,8 @@ def prepare(
                 "client_token": reading.client_token,
             }
         )
+    for row, record_id in zip(rows, new_record_ids(len(rows)), strict=True):
+        row["record_id"] = record_id
     if any(row["period_end"] is not None for row in rows):
         _refuse_overlaps(session, prepared, fatal)
     return prepared
@@ -356,7 +366,7 @@ def prepare(
 _Series = tuple[int, str, str]  # (subscription, dimension, resource): one customer's measurements of one thing
 
 
-def _refuse_overlaps(session: Session, prepared: Prepared, fatal: frozenset[Problem]) -> None:
+def _refuse_overlaps(session: Reader, prepared: Prepared, fatal: frozenset[Problem]) -> None:
     """Intervals (Alibaba's StartTime–EndTime) of one customer, dimension and resource must not overlap: usage
     of a stretch of time is reported once (MTR-05). An interval starting where a stored one starts is settled
     by the unique key instead (the same interval again is a duplicate; another end or value, a conflict).
@@ -395,11 +405,11 @@ def _refuse_overlaps(session: Session, prepared: Prepared, fatal: frozenset[Prob
     prepared.repeats = [repeat for repeat in prepared.repeats if repeat[1] not in dropped]
 
 
-def _stored_intervals(session: Session, rows: list[dict[str, Any]]) -> dict[_Series, list[tuple[int, int, bool]]]:
+def _stored_intervals(session: Reader, rows: list[dict[str, Any]]) -> dict[_Series, list[tuple[int, int, bool]]]:
     """Stored intervals of these rows' series that may overlap them (none is longer than `MAX_PERIOD`)."""
     c = USAGE.c
     subscriptions = sorted({row["subscription_id"] for row in rows})
-    if session.get_bind().dialect.name == "postgresql":
+    if _connection(session).dialect.name == "postgresql":
         # Two pushes for one customer queue here until the first commits, so neither misses the other's
         # intervals (SQLite's units of work are serial already). NO KEY UPDATE leaves inserts of usage alone.
         session.execute(
@@ -423,22 +433,41 @@ def _stored_intervals(session: Session, rows: list[dict[str, Any]]) -> dict[_Ser
 
 
 def store(session: Session, prepared: Prepared) -> list[Outcome]:
-    """Insert the prepared rows (one statement) and settle every outcome; the caller commits."""
+    """Insert the prepared rows and settle every outcome; the caller commits."""
+    return settle(prepared, write(session, prepared), partial(_existing, session))
+
+
+def write(session: Session, prepared: Prepared, chunks: list[_Chunk] | None = None) -> set[str]:
+    """Insert the prepared rows, skipping keys already stored, and carry those of a closed month (BIL-03):
+    the record ids written. The part of ingestion that holds the write lock, so it does no more than that;
+    `chunks` are the statement parameters, built beforehand by a caller that can (`insert_chunks`)."""
+    stored = _insert(session, chunks if chunks is not None else insert_chunks(prepared.rows))
+    if prepared.rows:
+        month = epoch(month_bounds(period_of(clock.now()))[0])
+        earlier = [row for row in prepared.rows if row["period_start"] < month and row["record_id"] in stored]
+        if earlier:  # a month may have closed since these hours: they are then billed in the next open one
+            carry_late(session, earlier)
+    return stored
+
+
+_Existing = Callable[[list[dict[str, Any]]], dict[tuple[int, int, str, str], tuple[int, str, int | None]]]
+
+
+def settle(prepared: Prepared, stored: set[str], existing: _Existing) -> list[Outcome]:
+    """Every outcome, once the rows are written: `stored` are the ids written, and `existing` reads back the
+    stored records of the keys the insert skipped (asked only when there are such keys)."""
     rows, row_index, readings = prepared.rows, prepared.row_index, prepared.readings
     outcomes = list(prepared.outcomes)
-    stored = _insert(session, rows)
-    month = epoch(month_bounds(period_of(clock.now()))[0])
-    earlier = [row for row in rows if row["period_start"] < month and row["record_id"] in stored]
-    if earlier:  # a month may have closed since these hours: they are then billed in the next open one
-        carry_late(session, earlier)
     settled: dict[tuple[int, int, str, str], tuple[int, str, int | None]] = {}
+    clashes = []
     for row, index in zip(rows, row_index, strict=True):
         if row["record_id"] in stored:
             outcomes[index] = Outcome(Status.ACCEPTED, row["record_id"])
             settled[_key(row)] = (row["quantity"], row["record_id"], row["period_end"])
-    clashes = [(row, index) for row, index in zip(rows, row_index, strict=True) if outcomes[index] is None]
+        else:
+            clashes.append((row, index))
     if clashes:  # already stored by an earlier request (or a concurrent one)
-        settled.update(_existing(session, [row for row, _ in clashes]))
+        settled.update(existing([row for row, _ in clashes]))
         for row, index in clashes:
             if _key(row) in settled:
                 outcomes[index] = _compare(*settled[_key(row)], readings[index])
@@ -504,7 +533,7 @@ def carry_late(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     session.connection().execute(statement, late)
 
 
-def _by_client_token(session: Session, readings: Sequence[Reading]) -> dict[str, tuple[Any, ...]]:
+def _by_client_token(session: Reader, readings: Sequence[Reading]) -> dict[str, tuple[Any, ...]]:
     tokens = {r.client_token for r in readings if r.client_token is not None}
     if not tokens:
         return {}
@@ -525,7 +554,7 @@ def _same_token(stored: tuple[Any, ...], key: tuple[int, int, str, str], reading
 
 
 def check_only(
-    session: Session, principal: Principal | None, reading: Reading, *, region: str | None, source: Source
+    session: Reader, principal: Principal | None, reading: Reading, *, region: str | None, source: Source
 ) -> Outcome | None:
     """The checks of `ingest` without storing (AWS DryRun): None when the record would be accepted."""
     prepared = prepare(session, principal, [reading], region=region, source=source)
@@ -546,14 +575,23 @@ def ingest_in(
     fatal: frozenset[Problem] = frozenset(),
     kinds: frozenset[str] | None = None,
 ) -> list[Outcome]:
-    """`ingest` in its own transactions, committed on return: the checks read a snapshot (on SQLite they
-    never wait for a writer) and only the insert holds the write lock, in one transaction with the inserts
-    of the process's other requests arriving meanwhile (group commit)."""
-    with db.reader() as session:
-        prepared = prepare(session, principal, readings, region=region, source=source, fatal=fatal, kinds=kinds)
+    """`ingest` in its own transactions, committed on return. The checks read a snapshot (on SQLite they never
+    wait for a writer); only the insert holds the write lock, in one transaction with the inserts of the
+    process's other requests arriving meanwhile (group commit). Everything else, the statement's parameters
+    and the outcomes included, is done outside that lock: a request holding it competes for the interpreter
+    with the process's other requests, and every writer of the database waits for it."""
+    with db.read_only() as connection:
+        prepared = prepare(connection, principal, readings, region=region, source=source, fatal=fatal, kinds=kinds)
     if not prepared.rows:
         return [outcome for outcome in prepared.outcomes if outcome is not None]
-    return db.write_together(partial(store, prepared=prepared))
+    chunks = insert_chunks(prepared.rows)
+    stored = db.write_together(partial(write, prepared=prepared, chunks=chunks))
+
+    def existing(rows: list[dict[str, Any]]) -> dict[tuple[int, int, str, str], tuple[int, str, int | None]]:
+        with db.read_only() as connection:  # committed: a skipped key's record is committed too
+            return _existing(connection, rows)
+
+    return settle(prepared, stored, existing)
 
 
 def _key(row: dict[str, Any]) -> tuple[int, int, str, str]:
@@ -598,50 +636,71 @@ _COLUMNS = (
 
 @lru_cache(maxsize=64)
 def _insert_sql(rows: int, placeholder: str) -> str:
-    """One multi-row INSERT that skips stored keys and returns what it wrote. Built as text once per batch
-    size: this statement is the metering hot path, and compiling it per request costs more than running it."""
+    """One multi-row INSERT that skips stored keys. Built as text once per batch size: this statement is the
+    metering hot path, and compiling it per request costs more than running it. No RETURNING: the driver
+    would fetch its rows one step (and, in SQLite, one release of the interpreter lock) at a time while
+    the write lock is held; the count of rows written tells whether all were."""
     row = "(" + ", ".join([placeholder] * len(_COLUMNS)) + ")"
-    return (
-        f"INSERT INTO usage_records ({', '.join(_COLUMNS)}) VALUES {', '.join([row] * rows)} "
-        "ON CONFLICT DO NOTHING RETURNING record_id"
-    )
+    return f"INSERT INTO usage_records ({', '.join(_COLUMNS)}) VALUES {', '.join([row] * rows)} ON CONFLICT DO NOTHING"
 
 
 _ROW_VALUES = itemgetter(*_COLUMNS)
 _ALLOCATIONS = _COLUMNS.index("allocations")
+_CHUNK = 500  # rows per statement: well under SQLite's 32,766 bound parameters
 
 
-def _insert(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+class _Chunk(NamedTuple):
+    record_ids: list[str]
+    values: list[Any]  # every column of every row, in `_COLUMNS` order
+
+
+def insert_chunks(rows: list[dict[str, Any]]) -> list[_Chunk]:
+    """The insert's parameters, a statement's worth of rows at a time."""
+    chunks = []
+    for start in range(0, len(rows), _CHUNK):
+        values: list[Any] = []
+        for row in rows[start : start + _CHUNK]:
+            row_values = _ROW_VALUES(row)
+            if row_values[_ALLOCATIONS] is not None:
+                row_values = (
+                    *row_values[:_ALLOCATIONS],
+                    json.dumps(row_values[_ALLOCATIONS]),
+                    *row_values[_ALLOCATIONS + 1 :],
+                )
+            values.extend(row_values)
+        chunks.append(_Chunk([row["record_id"] for row in rows[start : start + _CHUNK]], values))
+    return chunks
+
+
+def _insert(session: Session, chunks: list[_Chunk]) -> set[str]:
     """Insert, skipping keys already stored; the record ids that were actually written. Run on the driver's
     cursor: for a batch of 25 records, SQLAlchemy's execution costs as much as SQLite's insert."""
-    if not rows:
+    if not chunks:
         return set()
     connection = session.connection()
     placeholder = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     stored: set[str] = set()
     cursor = connection.connection.cursor()
     try:
-        for start in range(0, len(rows), 500):  # well under SQLite's 32,766 bound parameters
-            chunk = rows[start : start + 500]
-            values: list[Any] = []
-            for row in chunk:
-                row_values = _ROW_VALUES(row)
-                if row_values[_ALLOCATIONS] is not None:
-                    row_values = (
-                        *row_values[:_ALLOCATIONS],
-                        json.dumps(row_values[_ALLOCATIONS]),
-                        *row_values[_ALLOCATIONS + 1 :],
-                    )
-                values.extend(row_values)
-            cursor.execute(_insert_sql(len(chunk), placeholder), values)
-            stored.update(r[0] for r in cursor.fetchall())
+        for ids, values in chunks:
+            cursor.execute(_insert_sql(len(ids), placeholder), values)
+            if cursor.rowcount == len(ids):
+                stored.update(ids)
+            else:  # some keys were stored already: which of these new ids made it in
+                cursor.execute(_written_sql(len(ids), placeholder), ids)
+                stored.update(found for (found,) in cursor.fetchall())
     finally:
         cursor.close()
     return stored
 
 
+@lru_cache(maxsize=64)
+def _written_sql(count: int, placeholder: str) -> str:
+    return f"SELECT record_id FROM usage_records WHERE record_id IN ({', '.join([placeholder] * count)})"
+
+
 def _existing(
-    session: Session, rows: list[dict[str, Any]]
+    session: Reader, rows: list[dict[str, Any]]
 ) -> dict[tuple[int, int, str, str], tuple[int, str, int | None]]:
     """The stored (quantity, record id, period end) of these rows' keys. Filtered by the key's leading columns
     so the unique index answers it (SQLite does not use an index for a row-value IN list)."""
@@ -796,7 +855,7 @@ def _not_subscribed(reading: Reading) -> str:
 
 
 def _customers(
-    session: Session,
+    session: Reader,
     principal: Principal | None,
     readings: Sequence[Reading],
     products: dict[str, _Product | None],
@@ -815,7 +874,7 @@ def _customers(
             by_account.add((product.id, reading.customer_account))
     # Per product, so each lookup is a range of the (product_id, customer_identifier) unique index; the
     # statements are built once and run on the driver's cursor (this is the per-request cost of metering).
-    connection = session.connection()
+    connection = _connection(session)
     placeholder = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     results: list[tuple[str, Iterable[Any]]] = []  # (which lookup, its rows)
     for product_id in sorted({p for p, _ in by_identifier}):
