@@ -150,8 +150,16 @@ class Database:
         with self._deferred_engine.connect() as connection:
             yield connection  # closing it rolls the read transaction back
 
-    def write_together(self, work: Callable[[Session], T]) -> T:
-        """`work(session)` in a unit of work shared with the writes of this process's other threads that
+    @contextmanager
+    def unit_of_work_core(self) -> Iterator[Connection]:
+        """`unit_of_work` without the ORM: a connection in a write transaction, committed when the block ends
+        normally. A Session costs about 50 µs more per transaction, which a hot path committing every
+        millisecond notices."""
+        with self._writer(False), self.engine.begin() as connection:
+            yield connection
+
+    def write_together(self, work: Callable[[Connection], T]) -> T:
+        """`work(connection)` in a transaction shared with the writes of this process's other threads that
         arrive meanwhile (`GroupCommit`); returns once it is committed."""
         return self.group.run(work)
 
@@ -161,7 +169,7 @@ class Database:
 
 @dataclass(eq=False)
 class _Job(Generic[T]):
-    work: Callable[[Session], T]
+    work: Callable[[Connection], T]
     wake: threading.Event = field(default_factory=threading.Event)
     finished: bool = False
     result: T | None = None
@@ -182,7 +190,7 @@ class GroupCommit:
     arriving meanwhile wait, and when it is done the oldest of them commits the next group. Every writer
     returns only after its own work is committed, so nothing answered is less durable than a unit of work of
     its own. If a group fails, each of its jobs is run again alone, so one bad job fails only its own caller:
-    jobs must therefore be functions of the session alone (nothing done before a rollback may stick).
+    jobs must therefore be functions of the connection alone (nothing done before a rollback may stick).
     """
 
     def __init__(self, db: Database) -> None:
@@ -191,7 +199,7 @@ class GroupCommit:
         self._queue: list[_Job[Any]] = []
         self._leading = False
 
-    def run(self, work: Callable[[Session], T]) -> T:
+    def run(self, work: Callable[[Connection], T]) -> T:
         job = _Job(work)
         with self._mutex:
             self._queue.append(job)
@@ -223,8 +231,8 @@ class GroupCommit:
 
     def _commit(self, group: list[_Job[Any]]) -> None:
         try:
-            with self._db.unit_of_work() as session:
-                results = [job.work(session) for job in group]
+            with self._db.unit_of_work_core() as connection:
+                results = [job.work(connection) for job in group]
         except Exception as error:
             if len(group) == 1:
                 group[0].error, group[0].finished = error, True

@@ -44,7 +44,7 @@ DIMENSION = re.compile(r"^\S.{0,159}$", re.DOTALL)
 
 USAGE: Table = UsageRecord.__table__  # type: ignore[assignment]
 
-Reader = Session | Connection  # the checks run in a write's own session, or on a bare read connection
+Reader = Session | Connection  # a unit of work's session, or a bare connection (the hot path's)
 
 
 def _connection(source: Reader) -> Connection:
@@ -437,7 +437,7 @@ def store(session: Session, prepared: Prepared) -> list[Outcome]:
     return settle(prepared, write(session, prepared), partial(_existing, session))
 
 
-def write(session: Session, prepared: Prepared, chunks: list[_Chunk] | None = None) -> set[str]:
+def write(session: Reader, prepared: Prepared, chunks: list[_Chunk] | None = None) -> set[str]:
     """Insert the prepared rows, skipping keys already stored, and carry those of a closed month (BIL-03):
     the record ids written. The part of ingestion that holds the write lock, so it does no more than that;
     `chunks` are the statement parameters, built beforehand by a caller that can (`insert_chunks`)."""
@@ -486,16 +486,16 @@ _TOKEN_REUSED = "this client token was already used for a different record"
 _PERIODS_LOCK = 0x4147_4F52_4101  # PostgreSQL advisory lock between closing a month and storing its usage
 
 
-def periods_lock(session: Session, *, shared: bool) -> None:
+def periods_lock(session: Reader, *, shared: bool) -> None:
     """Closing a month takes this exclusively and storing usage of an earlier month takes it shared, so
     every record of a month is either in that month's close or finds the month closed and is carried (on
     PostgreSQL; SQLite runs one writer at a time, which gives the same). Held until the commit."""
-    if session.get_bind().dialect.name == "postgresql":
+    if _connection(session).dialect.name == "postgresql":
         function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         session.execute(text(f"SELECT {function}(:key)"), {"key": _PERIODS_LOCK})
 
 
-def carry_late(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def carry_late(session: Reader, rows: Sequence[dict[str, Any]]) -> None:
     """Records just stored for an earlier month: those whose month has closed are billed in the first
     open month after it (`billed_in`); the others wait for their own month's close."""
     periods_lock(session, shared=True)
@@ -530,7 +530,7 @@ def carry_late(session: Session, rows: Sequence[dict[str, Any]]) -> None:
                     "k_billed_in": target,
                 }
             )
-    session.connection().execute(statement, late)
+    _connection(session).execute(statement, late)
 
 
 def _by_client_token(session: Reader, readings: Sequence[Reading]) -> dict[str, tuple[Any, ...]]:
@@ -672,12 +672,12 @@ def insert_chunks(rows: list[dict[str, Any]]) -> list[_Chunk]:
     return chunks
 
 
-def _insert(session: Session, chunks: list[_Chunk]) -> set[str]:
+def _insert(session: Reader, chunks: list[_Chunk]) -> set[str]:
     """Insert, skipping keys already stored; the record ids that were actually written. Run on the driver's
     cursor: for a batch of 25 records, SQLAlchemy's execution costs as much as SQLite's insert."""
     if not chunks:
         return set()
-    connection = session.connection()
+    connection = _connection(session)
     placeholder = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     stored: set[str] = set()
     cursor = connection.connection.cursor()

@@ -8,17 +8,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, func, insert, select
 
 from agora.db import Database
 from agora.models import Buyer
 
 
-def _add_buyer(n: int) -> Callable[[Session], int]:
-    def work(session: Session) -> int:
-        session.add(Buyer(account=f"{700000000000 + n}", email=f"g{n}@group.example"))
-        session.flush()
+def _add_buyer(n: int) -> Callable[[Connection], int]:
+    def work(connection: Connection) -> int:
+        connection.execute(insert(Buyer).values(account=f"{700000000000 + n}", email=f"g{n}@group.example"))
         return n
 
     return work
@@ -57,9 +55,9 @@ def test_a_failing_write_fails_only_its_own_caller(db: Database) -> None:
         barrier.wait()  # arrive together, so the failing write is likely grouped with the others
         if n == 3:
 
-            def failing(session: Session) -> int:
-                session.add(Buyer(account="799999999999", email="bad@group.example"))
-                session.flush()  # written, then rolled back with its group
+            def failing(connection: Connection) -> int:
+                # written, then rolled back with its group
+                connection.execute(insert(Buyer).values(account="799999999999", email="bad@group.example"))
                 raise RuntimeError("this write fails")
 
             return db.write_together(failing)
