@@ -6,8 +6,10 @@ that only parses the JSON (the framework ceiling; PERF-NOTES §1).
 
 The load generator is wrk (installed with apt-get if missing) replaying pre-built requests: every record is
 distinct, so every one is a real insert, and the signatures are made with botocore beforehand so signing
-costs the server nothing it would not pay anyway. After each Agora run the stored rows are counted: the
-figure printed is rows stored per second, and any non-2xx answer is reported.
+costs the server nothing it would not pay anyway. There are 1,200,000 distinct records per product (10,000
+customers, 20 dimensions, 6 hours), more than a 10-second run gets through. The figure printed is records
+answered per second (requests answered within the run, times their records); after each Agora run the
+stored rows are counted too, and must be at least as many. Any non-2xx answer is reported.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from agora.models import Buyer, Product, Subscription, UsageRecord
 
 ACCESS_KEY = ("AKIDBENCH0000001", "bench-secret")
 TOKEN = "bench-seller-token"
-DIMENSIONS = [f"d{i}" for i in range(10)]
+DIMENSIONS = [f"d{i}" for i in range(20)]
 HOURS = 6  # distinct hours inside the 6-hour window (MTR-04)
 
 LUA = r"""
@@ -360,16 +362,18 @@ def main() -> None:
         results["bare_native"] = run_wrk(url, script, native_file, "/api/v1/usage", args.seconds, args.connections)
 
     def line(name: str, result: WrkResult, per_request: int, rows: int | None = None) -> float:
-        rate = (rows / result.seconds) if rows is not None else result.requests_per_second * per_request
-        note = f"  stored {rows:,} rows" if rows is not None else ""
-        wrapped = (
-            " (WARNING: requests replayed; duplicates counted only once)"
-            if rows is not None and (result.requests * per_request > rows)
-            else ""
-        )
+        """Records answered per second: requests wrk saw answered within its run, times their records. Rows
+        stored may be more (requests still in flight when wrk stops are committed after it), never fewer."""
+        rate = result.requests * per_request / result.seconds
+        note = ""
+        if rows is not None:
+            answered = result.requests * per_request
+            note = f"  stored {rows:,} rows"
+            if answered > rows:
+                note += " (WARNING: fewer rows than records answered: requests replayed or records lost)"
         print(
             f"{name:<34} {rate:>10,.0f} records/s  {result.requests_per_second:>8,.0f} req/s"
-            f"  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  errors {result.errors}{note}{wrapped}"
+            f"  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  errors {result.errors}{note}"
         )
         return rate
 
