@@ -21,7 +21,7 @@ from agora import clock, config, migrate
 from agora.app import create_app
 from agora.auth import forget_access_keys
 from agora.db import Database, open_database
-from agora.metering.service import forget_products
+from agora.metering.checks import forget_products
 from agora.models import Base
 
 POSTGRES_URL = os.environ.get("AGORA_TEST_POSTGRES_URL")

@@ -26,7 +26,7 @@ from agora.billing import rating, refunds
 from agora.billing.rating import month_bounds, next_period, period_of
 from agora.billing.service import CLOSE_DELAY, rating_terms
 from agora.catalog.schemas import ML_KINDS
-from agora.metering.service import from_epoch
+from agora.metering.records import from_epoch
 from agora.models import Invoice, InvoiceLine, Product, Subscription, UsageRecord
 from agora.money import to_cents
 

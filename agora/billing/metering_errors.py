@@ -29,7 +29,7 @@ from agora.billing import automatic, rating
 from agora.billing.rating import month_bounds, period_of
 from agora.billing.service import CLOSE_DELAY, invoice_json, rating_terms
 from agora.errors import Forbidden, Invalid, NotFound
-from agora.metering.service import from_epoch
+from agora.metering.records import from_epoch
 from agora.models import Invoice, InvoiceLine, MeteringError, Product, Role, Subscription, UsageRecord
 
 METERING_ERROR = "metering_error"

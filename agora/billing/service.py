@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 from agora import clock, jobs
 from agora.billing import rating
 from agora.billing.rating import Line, month_bounds, next_period, period_of
-from agora.metering.service import from_epoch, periods_lock
+from agora.metering.records import from_epoch
+from agora.metering.service import periods_lock
 from agora.models import (
     AnnualPurchase,
     BillingPeriod,

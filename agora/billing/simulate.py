@@ -301,7 +301,7 @@ class Simulation:
 
     def _meter(self, session: Session, body: dict[str, Any]) -> None:
         from agora.metering import service
-        from agora.metering.service import Reading, Source
+        from agora.metering.records import Reading, Source
 
         product = self._product(session, body["product"])
         reading = Reading(

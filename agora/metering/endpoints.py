@@ -18,7 +18,8 @@ from agora.compat.endpoint import in_thread
 from agora.deps import Uow, get_db
 from agora.errors import Invalid
 from agora.metering import service
-from agora.metering.service import Allocation, Reading, Source
+from agora.metering import usage as usage_query
+from agora.metering.records import Allocation, Reading, Source
 from agora.models import Role
 
 router = APIRouter(prefix="/api/v1", tags=["metering"])
@@ -142,8 +143,8 @@ def usage(
     for name, value in (("start", start), ("end", end)):
         if value is not None and value.tzinfo is None:
             raise Invalid.at(name, "give a time zone (e.g. 2026-03-01T00:00:00Z)")
-    where = service.UsageFilter(product, customer, dimension, start, end, after, limit)
-    records = service.query(session, principal, where)
+    where = usage_query.UsageFilter(product, customer, dimension, start, end, after, limit)
+    records = usage_query.query(session, principal, where)
     if format == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")

@@ -38,7 +38,8 @@ from sqlalchemy.orm import Session
 from agora import jobs
 from agora.config import get_settings
 from agora.errors import Conflict, Invalid, NotFound
-from agora.metering.service import USAGE, Outcome, Problem, Reading, Source, from_epoch, ingest
+from agora.metering.records import USAGE, Outcome, Problem, Reading, Source, from_epoch
+from agora.metering.service import ingest
 from agora.models import InstanceRun, MetricScrape, Product, ProductRegion, Subscription
 from agora.pricing.schema import PricingDocument, TieredItem
 from agora.pricing.service import price_for

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from agora import clock
 from agora.billing import rating, runs, service
 from agora.db import Database
-from agora.metering.service import from_epoch
+from agora.metering.records import from_epoch
 from agora.models import Buyer, Subscription, UsageRecord
 from bench import billing as bench
 

@@ -23,7 +23,7 @@ from agora.auth import Principal
 from agora.billing import runs
 from agora.db import Database
 from agora.metering import service as metering
-from agora.metering.service import Reading, Source
+from agora.metering.records import Reading, Source
 from agora.models import Buyer, FeeRate, Invoice, InvoiceLine, Product, Role, Seller, Subscription
 from tests.factories.metering import BUYER, OTHER, OTHER_BUYER, SAAS, metered_market
 

@@ -16,7 +16,7 @@ from agora.db import Database
 from agora.manifest.loader import load_data
 from agora.metering import platform
 from agora.metering import service as metering
-from agora.metering.service import Reading, Source
+from agora.metering.records import Reading, Source
 from agora.models import Buyer, Product, Role, Seller, Subscription
 
 BUYER = "111122223333"

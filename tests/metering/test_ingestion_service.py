@@ -16,7 +16,7 @@ from agora import clock
 from agora.auth import Principal
 from agora.db import Database
 from agora.metering import service as metering
-from agora.metering.service import Outcome, Problem, Reading, Source, Status
+from agora.metering.records import Outcome, Problem, Reading, Source, Status, new_record_ids
 from agora.models import Product, Role, Seller, UsageRecord
 from tests.factories.metering import SAAS, metered_market
 
@@ -49,7 +49,7 @@ def stored(db: Database) -> list[tuple[str, str, int]]:
 
 def test_record_ids_are_distinct_time_ordered_version_7_uuids() -> None:
     before = time.time_ns() // 1_000_000
-    ids = metering.new_record_ids(2000)
+    ids = new_record_ids(2000)
     after = time.time_ns() // 1_000_000
     assert len(ids) == len(set(ids)) == 2000
     for text in ids:
@@ -57,8 +57,8 @@ def test_record_ids_are_distinct_time_ordered_version_7_uuids() -> None:
         assert str(parsed) == text  # canonical lower-case form
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
         assert before <= parsed.int >> 80 <= after  # the leading 48 bits are the milliseconds of creation
-    assert metering.new_record_ids(0) == []
-    assert metering.new_record_ids(1)[0][:13] >= max(ids)[:13]  # a later batch sorts with or after this one
+    assert new_record_ids(0) == []
+    assert new_record_ids(1)[0][:13] >= max(ids)[:13]  # a later batch sorts with or after this one
 
 
 @pytest.mark.rule("MTR-05")

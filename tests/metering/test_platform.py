@@ -21,7 +21,7 @@ from agora.db import Database
 from agora.errors import Conflict, Invalid, NotFound
 from agora.metering import platform
 from agora.metering.platform import InstanceNotRunning, InstanceRunning, RunKind
-from agora.metering.service import Status
+from agora.metering.records import Status
 from agora.metering.tasks import ScrapeFailed, counter_increase, counter_value, read_counter
 from agora.models import InstanceRun, Job, MetricScrape, Subscription, UsageRecord
 from agora.pricing.schema import TieredItem

@@ -50,7 +50,7 @@ from agora.compat.aws.protocol import Reply
 from agora.config import get_settings
 from agora.db import Database
 from agora.metering import service as metering
-from agora.metering.service import Problem, Reading, Source
+from agora.metering.records import Problem, Reading, Source
 from agora.models import Product, Role, Subscription
 
 log = logging.getLogger("agora.compat.alibaba")

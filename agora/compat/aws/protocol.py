@@ -2,7 +2,7 @@
 
 Decode (`X-Amz-Target`, JSON body), verify SigV4 against the access keys Agora issued, call the same
 services as the native API, and encode AWS's success and error shapes (api-surface.md §0–2). No business
-rule lives here: each refusal is a `metering.service.Problem` or a subscriptions error, renamed.
+rule lives here: each refusal is a `metering.records.Problem` or a subscriptions error, renamed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from agora.compat.errors import ProtocolError
 from agora.config import get_settings
 from agora.db import Database
 from agora.metering import service as metering
-from agora.metering.service import Allocation, Problem, Reading, Source
+from agora.metering.records import SELLER_REPORTED, Allocation, Problem, Reading, Source
 from agora.models import Role
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -298,7 +298,7 @@ def batch_meter_usage(db: Database, principal: Principal, region: str, payload: 
             region=region,
             source=Source.SELLER,
             fatal=BATCH_FATAL,
-            kinds=metering.SELLER_REPORTED,
+            kinds=SELLER_REPORTED,
         )
     except metering.BatchRefused as refusal:
         message = refusal.outcome.message
