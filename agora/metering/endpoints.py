@@ -7,11 +7,11 @@ import io
 import json
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict
 
 from agora.auth import ANY_ROLE, Principal, require
 from agora.compat.endpoint import in_thread
@@ -28,11 +28,14 @@ anyone = require(*ANY_ROLE)
 
 MAX_BATCH = 1000
 
+# A quantity is a JSON integer: not `true`, "5" or 5.0, which lax parsing would turn into a billed amount.
+Quantity = Annotated[int, Strict()]
+
 
 class AllocationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quantity: int
+    quantity: Quantity
     tags: dict[str, str] = Field(default_factory=dict)
 
 
@@ -41,7 +44,7 @@ class RecordIn(BaseModel):
 
     product_code: str = Field(min_length=1, max_length=64)
     dimension: str = Field(min_length=1, max_length=160)
-    quantity: int = Field(description="a whole number ≥ 0 (MTR-01)")
+    quantity: Quantity = Field(description="a whole number ≥ 0, as a JSON integer (MTR-01)")
     timestamp: AwareDatetime = Field(description="UTC, within the 6 hours before now; stored as its hour (MTR-01)")
     customer_identifier: str | None = Field(None, min_length=1, max_length=128)
     customer_account: str | None = Field(None, pattern=r"^[0-9]{12}$")

@@ -417,8 +417,11 @@ def _without(entry: dict[str, Any], field: str) -> dict[str, Any]:
         ({"records": [_without(record(), "dimension")]}, "body.records.0.dimension", "missing"),
         ({"records": [record(), _without(record(), "timestamp")]}, "body.records.1.timestamp", "missing"),
         ({"records": [_without(record(), "quantity")]}, "body.records.0.quantity", "missing"),
-        ({"records": [record(quantity="many")]}, "body.records.0.quantity", "int_parsing"),
-        ({"records": [record(quantity=1.5)]}, "body.records.0.quantity", "int_from_float"),
+        ({"records": [record(quantity="many")]}, "body.records.0.quantity", "int_type"),
+        ({"records": [record(quantity=1.5)]}, "body.records.0.quantity", "int_type"),
+        ({"records": [record(quantity=True)]}, "body.records.0.quantity", "int_type"),  # lax parsing: 1
+        ({"records": [record(quantity="5")]}, "body.records.0.quantity", "int_type"),
+        ({"records": [record(quantity=5.0)]}, "body.records.0.quantity", "int_type"),
         ({"records": [record(at="2026-03-10T10:37:00")]}, "body.records.0.timestamp", "timezone_aware"),
         ({"records": [record(at="yesterday")]}, "body.records.0.timestamp", "datetime_from_date_parsing"),
         ({"records": [record(product="")]}, "body.records.0.product_code", "string_too_short"),
@@ -431,7 +434,7 @@ def _without(entry: dict[str, Any], field: str) -> dict[str, Any]:
         (
             {"records": [record(allocations=[{"quantity": "x"}])]},
             "body.records.0.allocations.0.quantity",
-            "int_parsing",
+            "int_type",
         ),
         ({"records": record()}, "body.records", "list_type"),
     ],
