@@ -104,6 +104,8 @@ class Customer(NamedTuple):  # a tuple: one is built per record of a batch
     buyer_id: int
     started_at: datetime
     ended_at: datetime | None
+    identifier: str | None = None  # the subscription's customer identifier
+    account: str | None = None  # the buyer's account
 
 
 # --- checks ---------------------------------------------------------------------------------------------
@@ -277,7 +279,9 @@ def customers_of(
             start = times.get(started) or times.setdefault(started, _utc(started))
             end = None if ended is None else times.get(ended) or times.setdefault(ended, _utc(ended))
             value = identifier if kind == "id" else account if kind == "account" else str(buyer_id)
-            found.setdefault((product_id, kind, value), []).append(Customer(sub_id, buyer_id, start, end))
+            found.setdefault((product_id, kind, value), []).append(
+                Customer(sub_id, buyer_id, start, end, identifier, account)
+            )
     return found
 
 
@@ -315,6 +319,21 @@ _BY_BUYER = _CUSTOMER_COLUMNS.where(
     _SUBSCRIPTIONS.c.buyer_id == bindparam("buyer_id"),
     _SUBSCRIPTIONS.c.product_id.in_(bindparam("values", expanding=True)),
 )
+
+
+def not_own_customer(reading: Reading, customer: Customer) -> Outcome | None:
+    """A buyer's software meters the buyer's own subscription: naming another customer is refused, never
+    quietly metered on the caller's subscription instead."""
+    if (reading.customer_identifier and reading.customer_identifier != customer.identifier) or (
+        reading.customer_account and reading.customer_account != customer.account
+    ):
+        named = reading.customer_identifier or reading.customer_account
+        return refused(
+            Problem.INVALID_CUSTOMER,
+            f"customer {named} is not the caller's subscription to {reading.product_code}: a buyer meters its own"
+            " usage; leave the customer out or name your own [MTR-04]",
+        )
+    return None
 
 
 def customer_for(

@@ -34,6 +34,7 @@ from agora.metering.checks import (
     check_reading,
     customer_for,
     customers_of,
+    not_own_customer,
     not_subscribed,
 )
 from agora.metering.records import (
@@ -54,7 +55,7 @@ from agora.metering.records import (
     new_record_ids,
     refused,
 )
-from agora.models import BillingPeriod, Subscription
+from agora.models import BillingPeriod, Role, Subscription
 
 # --- ingestion ------------------------------------------------------------------------------------------
 
@@ -151,6 +152,8 @@ def prepare(
                 and (customer.ended_at is None or reading.timestamp < customer.ended_at)
             ):
                 outcome = refused(Problem.NOT_SUBSCRIBED, not_subscribed(reading))
+            elif principal is not None and principal.role is Role.BUYER:
+                outcome = not_own_customer(reading, customer)
         if outcome is not None:
             if outcome.problem in fatal:
                 raise BatchRefused(index, outcome)

@@ -551,9 +551,27 @@ def test_a_buyers_software_meters_only_the_buyers_own_subscription_MTR_04(
     )
     nobody = meter(client, [record(customer=None)], who="unsubscribed")
     assert results(nobody) == [(0, "refused", "not_subscribed")]
-    # A buyer naming another buyer's customer identifier meters its own subscription, never the other's.
-    named = meter(client, [record(customer="cust-2", quantity=9)], who="buyer")
-    assert results(named) == [(0, "accepted", None)]
+    # A buyer naming another customer is refused, never metered on either subscription; naming itself is fine.
+    named = meter(
+        client,
+        [
+            record(customer="cust-2", quantity=9),
+            record(customer=None, customer_account=OTHER_BUYER, quantity=9),
+            record(customer="cust-1", quantity=9),
+        ],
+        who="buyer",
+    )
+    assert results(named) == [
+        (0, "refused", "invalid_customer"),
+        (1, "refused", "invalid_customer"),
+        (2, "accepted", None),
+    ]
+    assert named["results"][0]["detail"] == (
+        "customer cust-2 is not the caller's subscription to acme-metered: a buyer meters its own usage; leave the"
+        " customer out or name your own [MTR-04]"
+    )
+    own_account = meter(client, [record(customer=None, customer_account=BUYER, quantity=9)], who="buyer")
+    assert results(own_account) == [(0, "duplicate", None)]  # the same subscription, hour and quantity as above
     assert [(r[1], r[2], r[3], r[5]) for r in stored(db)] == [
         ("gw-1", "calls", 3, "buyer"),
         ("cust-1", "users", 9, "buyer"),
