@@ -6,8 +6,8 @@ that only parses the JSON (the framework ceiling; PERF-NOTES §1).
 
 The load generator is wrk (installed with apt-get if missing) replaying pre-built requests: every record is
 distinct, so every one is a real insert, and the signatures are made with botocore beforehand so signing
-costs the server nothing it would not pay anyway. There are 1,200,000 distinct records per product (10,000
-customers, 20 dimensions, 6 hours), more than a 10-second run gets through. The figure printed is records
+costs the server nothing it would not pay anyway. There are 1,440,000 distinct records per product (10,000
+customers, 24 dimensions, 6 hours), more than a 10-second run gets through. The figure printed is records
 answered per second (requests answered within the run, times their records); after each Agora run the
 stored rows are counted too, and must be at least as many. Any non-2xx answer is reported.
 """
@@ -44,7 +44,7 @@ from agora.models import Buyer, Product, Subscription, UsageRecord
 
 ACCESS_KEY = ("AKIDBENCH0000001", "bench-secret")
 TOKEN = "bench-seller-token"
-DIMENSIONS = [f"d{i}" for i in range(20)]
+DIMENSIONS = [f"d{i}" for i in range(24)]  # the most a product may have (PRC-07)
 HOURS = 6  # distinct hours inside the 6-hour window (MTR-04)
 
 LUA = r"""
