@@ -19,7 +19,7 @@ from agora.deps import Uow, get_db
 from agora.errors import Invalid
 from agora.metering import service
 from agora.metering import usage as usage_query
-from agora.metering.records import Allocation, Reading, Source
+from agora.metering.records import Allocation, Problem, Reading, Source, Status
 from agora.models import Role
 
 router = APIRouter(prefix="/api/v1", tags=["metering"])
@@ -75,9 +75,9 @@ class BatchIn(BaseModel):
 
 class ResultOut(BaseModel):
     index: int
-    status: service.Status
+    status: Status
     metering_record_id: str | None
-    error: service.Problem | None
+    error: Problem | None
     detail: str | None
 
 
@@ -96,7 +96,7 @@ async def meter(body: BatchIn, request: Request, principal: Principal = Depends(
     readings = [r.reading() for r in body.records]
     db = get_db(request)
     outcomes = await in_thread(db, partial(service.ingest_in, source=source), db, principal, readings)
-    counts = dict.fromkeys(service.Status, 0)
+    counts = dict.fromkeys(Status, 0)
     results = []
     for index, (status, record_id, problem, message) in enumerate(outcomes):
         counts[status] += 1
