@@ -371,7 +371,12 @@ def install(app: FastAPI) -> None:
 
 # --- logs --------------------------------------------------------------------------------------------------
 
-_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's message again, with terminal colours
+}
 
 
 class JsonFormatter(logging.Formatter):
