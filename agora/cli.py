@@ -251,6 +251,22 @@ def worker(
     runner.run_forever(stop)
 
 
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="where to write the backup (never overwritten)")],
+    pg_dump: Annotated[str | None, typer.Option(help="the pg_dump to run (PostgreSQL; default: on PATH)")] = None,
+) -> None:
+    """Back the database up while Agora runs: SQLite's online backup API, or pg_dump's custom format on
+    PostgreSQL. Restoring: deploy/README.md."""
+    from agora import backup as backups
+    from agora.config import get_settings
+
+    try:
+        out.print(backups.backup(get_settings().database_url, file, pg_dump=pg_dump), markup=False)
+    except backups.BackupError as exc:
+        fail([str(exc)])
+
+
 @keys_app.command("create")
 def keys_create(
     seller: Annotated[str | None, typer.Option(help="seller handle")] = None,
