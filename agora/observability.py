@@ -49,6 +49,7 @@ from agora.models import Job, JobState
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REQUEST_ID: ContextVar[str | None] = ContextVar("agora_request_id", default=None)
 ACCESS = logging.getLogger("agora.access")
+log = logging.getLogger("agora.observability")
 
 # --- metrics counted in process ----------------------------------------------------------------------------
 
@@ -207,6 +208,30 @@ class DatabaseCollector:
             "Buyers a month's close still running has to invoice (0 while it is summing the month's usage)",
             labels=["period"],
         )
+        up = GaugeMetricFamily("agora_database_up", "Whether the database answered this scrape's queries")
+        try:
+            states, closes = self._read(now)
+        except Exception:
+            log.warning("metrics: the database did not answer; job and billing figures left out", exc_info=True)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        names = sorted(jobs.registered() | {name for name, *_ in states})
+        found = {(name, state): (count, oldest) for name, state, count, oldest in states}
+        for name in names:
+            count, oldest = found.get((name, JobState.QUEUED.value), (0, None))
+            due.add_metric([name], count)
+            age.add_metric([name], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
+            running.add_metric([name], found.get((name, JobState.RUNNING.value), (0, None))[0])
+            failed.add_metric([name], found.get((name, JobState.FAILED.value), (0, None))[0])
+        for period, (finished, buyers) in sorted(closes.items()):
+            done.add_metric([period], finished)
+            total.add_metric([period], buyers)
+        yield from (due, age, running, failed, done, total)
+
+    def _read(self, now: datetime) -> tuple[list[Any], dict[str, tuple[int, int]]]:
         with self.db.reader() as session:
             states = session.execute(
                 select(
@@ -223,19 +248,7 @@ class DatabaseCollector:
                 )
                 .group_by(Job.name, Job.state)
             ).all()
-            closes = self._billing_runs(session, now)
-        names = sorted(jobs.registered() | {name for name, *_ in states})
-        found = {(name, state): (count, oldest) for name, state, count, oldest in states}
-        for name in names:
-            count, oldest = found.get((name, JobState.QUEUED.value), (0, None))
-            due.add_metric([name], count)
-            age.add_metric([name], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
-            running.add_metric([name], found.get((name, JobState.RUNNING.value), (0, None))[0])
-            failed.add_metric([name], found.get((name, JobState.FAILED.value), (0, None))[0])
-        for period, (finished, buyers) in sorted(closes.items()):
-            done.add_metric([period], finished)
-            total.add_metric([period], buyers)
-        yield from (due, age, running, failed, done, total)
+            return list(states), self._billing_runs(session, now)
 
     @staticmethod
     def _billing_runs(session: Any, now: datetime) -> dict[str, tuple[int, int]]:
@@ -329,10 +342,14 @@ def scrape_allowed(request: Request) -> JSONResponse | None:
 
 
 @lru_cache(maxsize=1)
-def _head_revision() -> str | None:
+def _revisions() -> tuple[str | None, frozenset[str]]:
+    """The code's head revision and every revision it knows (read once: the code does not change)."""
+    from alembic.script import ScriptDirectory
+
     from agora import migrate
 
-    return migrate.head_revision()
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    return script.get_current_head(), frozenset(r.revision for r in script.walk_revisions())
 
 
 def readiness(db: Database) -> str | None:
@@ -343,10 +360,12 @@ def readiness(db: Database) -> str | None:
         current = migrate.current_revision(db)
     except Exception as exc:
         return f"database unreachable: {type(exc).__name__}"
-    head = _head_revision()
-    if current != head:
-        return f"database schema at revision {current or 'none'}, this code needs {head}: run `agora migrate`"
-    return None
+    head, known = _revisions()
+    if current == head:
+        return None
+    if current is not None and current not in known:  # a newer release migrated it: this process is the old one
+        return f"database schema at revision {current}, newer than this code (head {head}): upgrade this process"
+    return f"database schema at revision {current or 'none'}, this code needs {head}: run `agora migrate`"
 
 
 def install(app: FastAPI) -> None:

@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, text, update
 
-from agora import clock, config, jobs, observability
+from agora import clock, config, jobs, migrate, observability
 from agora.app import create_app
 from agora.auth import Principal
 from agora.db import Database, open_database
@@ -149,6 +150,7 @@ def test_metrics_count_requests_by_route_template_and_status_metering_outcomes_j
     assert value(after, "agora_jobs_due", name="billing.invoice_buyers") == 1
     assert value(after, "agora_billing_run_invoices_done", period="2026-02") == 3
     assert value(after, "agora_billing_run_invoices_total", period="2026-02") == 5
+    assert value(after, "agora_database_up") == 1
     assert ("agora_billing_run_invoices_total", frozenset({("period", "2026-01")})) not in after
 
 
@@ -196,32 +198,57 @@ def test_metrics_need_the_token_when_one_is_set_and_else_answer_loopback_only(
 # --- readiness ---------------------------------------------------------------------------------------------
 
 
-def test_readyz_is_ready_on_a_migrated_database_and_says_why_not_when_migrations_are_behind(
+def test_readyz_is_ready_on_a_migrated_database_and_says_why_not_when_its_schema_is_not_the_codes(
     db: Database, client: TestClient
 ) -> None:
     assert client.get("/readyz").json() == {"status": "ready"}
-    with db.engine.begin() as connection:
-        current = connection.scalar(text("SELECT version_num FROM alembic_version"))
-        connection.execute(text("UPDATE alembic_version SET version_num = 'older0000000'"))
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    head = script.get_current_head()
+    assert head is not None
+    previous = script.get_revision(head).down_revision
+    assert isinstance(previous, str)
     try:
+        set_revision(db, previous)  # migrations behind the code
         response = client.get("/readyz")
         assert response.status_code == 503
-        assert response.json()["status"] == "unavailable"
-        assert "revision older0000000" in response.json()["reason"]
-        assert current in response.json()["reason"]
+        assert response.json() == {
+            "status": "unavailable",
+            "reason": f"database schema at revision {previous}, this code needs {head}: run `agora migrate`",
+        }
         assert client.get("/healthz").status_code == 200  # alive, just not ready
+
+        set_revision(db, "f00dfeed0001")  # migrated by a newer release than this process
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["reason"] == (
+            f"database schema at revision f00dfeed0001, newer than this code (head {head}): upgrade this process"
+        )
     finally:
-        with db.engine.begin() as connection:
-            connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": current})
+        set_revision(db, head)
     assert client.get("/readyz").status_code == 200
 
 
-def test_readyz_is_unavailable_when_the_database_does_not_answer() -> None:
+def set_revision(db: Database, revision: str) -> None:
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+
+
+def test_readyz_is_unavailable_when_the_database_does_not_answer_and_metrics_say_so_too() -> None:
     unreachable = open_database("postgresql+psycopg://agora@127.0.0.1:1/agora?connect_timeout=2")
-    with TestClient(create_app(unreachable)) as test_client:
+    with TestClient(create_app(unreachable), client=("127.0.0.1", 40000)) as test_client:
         response = test_client.get("/readyz")
+        scraped = test_client.get("/metrics")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "reason": "database unreachable: OperationalError"}
+    assert scraped.status_code == 200  # the process's own figures are still worth a scrape
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+    }
+    assert value(samples, "agora_database_up") == 0
+    assert value(samples, "agora_http_requests_total", method="GET", route="/readyz", status="503") >= 1
+    assert not [name for name, _ in samples if name.startswith("agora_jobs_")]
 
 
 def test_readyz_is_unavailable_on_a_database_never_migrated(tmp_path: object) -> None:
