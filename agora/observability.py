@@ -55,6 +55,7 @@ log = logging.getLogger("agora.observability")
 
 disable_created_metrics()  # a `_created` series beside every counter and histogram doubles a scrape for nothing
 UNMATCHED = "<unmatched>"  # the route label of a request no route matched: raw paths would be unbounded
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # any other token: "other"
 
 REQUESTS = Counter(
     "agora_http_requests",
@@ -106,7 +107,7 @@ class MetricsMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", UNMATCHED) if route is not None else UNMATCHED
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in METHODS else "other"
             counter = self._counters.get((method, template, status))
             if counter is None:
                 counter = self._counters[(method, template, status)] = REQUESTS.labels(method, template, str(status))
@@ -272,12 +273,11 @@ class DatabaseCollector:
         runs: dict[str, tuple[int, int]] = {}
         for period in periods:
             # The invoice jobs of a close are `invoice:<period>:<first buyer>` (billing.service.close_period):
-            # a range of the unique index, not a scan of every payload ever written.
+            # matched by that key, not by reading every invoice job's payload ever written (a prefix, not a
+            # range of the index: under a PostgreSQL collation other than C, ':' and ';' may not sort apart).
             invoice_jobs = session.execute(
                 select(Job.state, Job.payload).where(
-                    Job.name == BILLING_INVOICE_JOB,
-                    Job.dedupe_key >= f"invoice:{period}:",
-                    Job.dedupe_key < f"invoice:{period};",
+                    Job.name == BILLING_INVOICE_JOB, Job.dedupe_key.startswith(f"invoice:{period}:", autoescape=True)
                 )
             ).all()
             buyers = [(state, len(payload["buyer_ids"])) for state, payload in invoice_jobs]
@@ -440,6 +440,7 @@ def log_config(*, access_log: bool, log_format: str | None = None) -> dict[str, 
         },
         "root": {"handlers": ["default"], "level": "INFO"},
         "loggers": {
+            "alembic": {"level": "WARNING"},  # its INFO lines at every start say nothing an operator needs
             "uvicorn": {"handlers": [], "level": "INFO", "propagate": True},
             "uvicorn.error": {"handlers": [], "level": "INFO", "propagate": True},
             "uvicorn.access": (

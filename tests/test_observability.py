@@ -78,6 +78,7 @@ def test_metrics_count_requests_by_route_template_and_status_metering_outcomes_j
     assert scraper.get("/healthz").status_code == 200
     assert scraper.get("/api/v1/catalog/no-such-product").status_code == 404
     assert scraper.get("/no/such/page/at/all").status_code == 404
+    assert scraper.request("BREW", "/healthz").status_code == 405  # a method of the caller's invention
     answer = scraper.post(
         "/api/v1/usage",
         json={
@@ -132,6 +133,7 @@ def test_metrics_count_requests_by_route_template_and_status_metering_outcomes_j
     assert delta(requests, method="GET", route=observability.UNMATCHED, status="404") == 1
     assert delta(requests, method="POST", route="/api/v1/usage", status="200") == 1
     assert not any(name == requests and ("route", "/no/such/page/at/all") in labels for name, labels in after)
+    assert delta(requests, method="other", route="/healthz", status="405") == 1
     latency = "agora_http_request_duration_seconds"
     assert delta(f"{latency}_count", method="POST", route="/api/v1/usage") == 1
     assert delta(f"{latency}_bucket", method="POST", route="/api/v1/usage", le="+Inf") == 1
