@@ -128,7 +128,7 @@ def test_sigterm_to_a_worker_lets_its_job_finish_and_it_exits_cleanly(
 ) -> None:
     migrate.upgrade(db)
     job_id, started = slow_job(db, tmp_path, "finished", 2)
-    process, _, err = start(db_url, tmp_path, "worker", "--poll", "0.1")
+    process, _, err = start(db_url, tmp_path, "worker", "--poll", "0.1", AGORA_LOG_FORMAT="json")
     try:
         wait_for(started.exists, process, "the worker starts the job", err)
         process.send_signal(signal.SIGTERM)
@@ -139,7 +139,10 @@ def test_sigterm_to_a_worker_lets_its_job_finish_and_it_exits_cleanly(
             process.wait()
     assert job(db, job_id).state == JobState.DONE
     assert effects(db, "finished") == 1
-    assert "stopping: no new job is claimed" in err.read_text()
+    lines = [json.loads(line) for line in err.read_text().splitlines() if line.strip()]  # JSON logs here too
+    messages = [(line["logger"], line["message"]) for line in lines]
+    assert ("agora.jobs", "stopping: no new job is claimed; the current one finishes") in messages
+    assert messages[-1][0] == "agora.jobs" and messages[-1][1].endswith("stopped")
 
 
 def test_a_second_sigterm_abandons_the_job_to_its_lease(db: Database, db_url: str, tmp_path: Path) -> None:
