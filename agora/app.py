@@ -16,7 +16,7 @@ from sqlalchemy import text
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agora import __version__, jobs
+from agora import __version__, jobs, observability
 from agora.admin.endpoints import router as admin_router
 from agora.billing.endpoints import router as billing_router
 from agora.catalog.endpoints import router as catalog_router
@@ -95,17 +95,17 @@ def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        stop = None
+        worker = None
         if run_worker:
             from agora.tasks import register_all
 
             register_all()
-            _, stop = jobs.start_background_worker(app.state.db)
+            worker = jobs.start_background_worker(app.state.db)
         try:
             yield
         finally:
-            if stop is not None:
-                stop.set()
+            if worker is not None:  # after in-flight requests finished: let the current job finish too
+                await jobs.stop_background_worker(*worker)
 
     app = FastAPI(
         title="Agora",
@@ -116,6 +116,7 @@ def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastA
     app.state.db = db or open_database()
     install_handlers(app)
 
+    observability.install(app)  # /metrics, /readyz; its middleware runs inside RequestIdMiddleware
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)

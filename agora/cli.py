@@ -121,9 +121,14 @@ def serve(
     no_worker: Annotated[bool, typer.Option("--no-worker", help="run jobs in separate `agora worker`s")] = False,
     workers: Annotated[int, typer.Option(min=1, help="server processes sharing the port")] = 1,
     access_log: Annotated[bool, typer.Option(help="log every request")] = True,
+    graceful_timeout: Annotated[
+        int, typer.Option(help="on SIGTERM, seconds in-flight requests are given to finish")
+    ] = 30,
 ) -> None:
     """Serve the API, the SDK-compatible endpoints and the web UI on one port."""
     import uvicorn
+
+    from agora import observability
 
     _database().dispose()  # migrate once, before any server process starts
     out.print(f"Agora is serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
@@ -135,7 +140,8 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
-        access_log=access_log,
+        timeout_graceful_shutdown=graceful_timeout,
+        **observability.server_options(port=port, workers=workers, access_log=access_log),
     )
 
 
@@ -218,11 +224,13 @@ def worker(
     poll: Annotated[float, typer.Option(help="seconds between polls when idle")] = 0.5,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="exit once no job is due")] = False,
 ) -> None:
-    """Run durable jobs until stopped (SIGTERM/SIGINT finish the current job first)."""
+    """Run durable jobs until stopped: SIGTERM/SIGINT stop claiming and let the current job finish; a second
+    one abandons it (its lease lapses to another worker)."""
+    from agora import observability
     from agora.jobs import Worker
     from agora.tasks import register_all
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    observability.configure_logging()
     register_all()
     db = _database()
     runner = Worker(db, lease=timedelta(seconds=lease_seconds), poll_interval=poll)
@@ -231,9 +239,32 @@ def worker(
         out.print(f"ran {ran} job(s); none due")
         return
     stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise SystemExit(128 + signum)  # rolls the current job's transaction back
+        logging.getLogger("agora.jobs").info("stopping: no new job is claimed; the current one finishes")
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     runner.run_forever(stop)
+
+
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="where to write the backup (never overwritten)")],
+    pg_dump: Annotated[str | None, typer.Option(help="the pg_dump to run (PostgreSQL; default: on PATH)")] = None,
+) -> None:
+    """Back the database up while Agora runs: SQLite's online backup API, or pg_dump's custom format on
+    PostgreSQL. Restoring: deploy/README.md."""
+    from agora import backup as backups
+    from agora.config import get_settings
+
+    try:
+        out.print(backups.backup(get_settings().database_url, file, pg_dump=pg_dump), markup=False)
+    except backups.BackupError as exc:
+        fail([str(exc)])
 
 
 @keys_app.command("create")

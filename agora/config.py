@@ -8,6 +8,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,9 @@ class Settings(BaseSettings):
     region: str = "us-east-1"
     smtp_url: str | None = None
     secret_key: str | None = None
+    # Operations (README, Operations): optional, nothing needs them to run.
+    log_format: Literal["text", "json"] = "text"
+    metrics_token: str | None = None
 
     @field_validator("region")
     @classmethod

@@ -234,3 +234,17 @@ def start_background_worker(db: Database, **kwargs: Any) -> tuple[threading.Thre
     thread = threading.Thread(target=worker.run_forever, args=(stop,), name="agora-worker", daemon=True)
     thread.start()
     return thread, stop
+
+
+STOP_GRACE = 20.0  # seconds a stopping server gives its in-process worker's current job
+
+
+async def stop_background_worker(thread: threading.Thread, stop: threading.Event, grace: float = STOP_GRACE) -> None:
+    """Stop claiming, and wait up to `grace` seconds for the job in hand. One that takes longer is abandoned
+    with the process: its transaction never commits, and its lease lapses to the next worker."""
+    import anyio.to_thread
+
+    stop.set()
+    await anyio.to_thread.run_sync(thread.join, grace)
+    if thread.is_alive():
+        log.warning("stopping with a job still running; its lease lapses and another worker retakes it")

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from agora import clock
+from agora import clock, observability
 from agora.auth import Principal
 from agora.billing.rating import month_bounds, next_period, period_of
 from agora.config import get_settings
@@ -81,17 +81,27 @@ def ingest(
     for records *sent*, and a run stopped after a day writes its early hours at stop. `kinds`, when given,
     are the product kinds the front door meters (`SELLER_REPORTED` for BatchMeterUsage).
     """
-    prepared = prepare(
-        session,
-        principal,
-        readings,
-        region=region,
-        source=source,
-        fatal=fatal,
-        check_window=check_window,
-        kinds=kinds,
-    )
-    return store(session, prepared)
+    try:
+        prepared = prepare(
+            session,
+            principal,
+            readings,
+            region=region,
+            source=source,
+            fatal=fatal,
+            check_window=check_window,
+            kinds=kinds,
+        )
+    except BatchRefused as refusal:
+        observability.count_refused_batch(source.value, str(refusal.outcome.problem), len(readings))
+        raise
+    outcomes = store(session, prepared)
+    refusing = next((o.problem for o in outcomes if o.problem is not None and o.problem in fatal), None)
+    if refusing is not None:  # the caller refuses the batch for it and rolls back (see above)
+        observability.count_refused_batch(source.value, str(refusing), len(readings))
+    else:
+        observability.count_outcomes(source.value, outcomes)
+    return outcomes
 
 
 @dataclass
@@ -414,10 +424,16 @@ def ingest_in(
     process's other requests arriving meanwhile (group commit). Everything else, the statement's parameters
     and the outcomes included, is done outside that lock: a request holding it competes for the interpreter
     with the process's other requests, and every writer of the database waits for it."""
-    with db.read_only() as connection:
-        prepared = prepare(connection, principal, readings, region=region, source=source, fatal=fatal, kinds=kinds)
+    try:
+        with db.read_only() as connection:
+            prepared = prepare(connection, principal, readings, region=region, source=source, fatal=fatal, kinds=kinds)
+    except BatchRefused as refusal:
+        observability.count_refused_batch(source.value, str(refusal.outcome.problem), len(readings))
+        raise
     if not prepared.rows:
-        return [outcome for outcome in prepared.outcomes if outcome is not None]
+        outcomes = [outcome for outcome in prepared.outcomes if outcome is not None]
+        observability.count_outcomes(source.value, outcomes)
+        return outcomes
     chunks = insert_chunks(prepared.rows)
     stored = db.write_together(partial(write, prepared=prepared, chunks=chunks))
 
@@ -425,7 +441,9 @@ def ingest_in(
         with db.read_only() as connection:  # committed: a skipped key's record is committed too
             return _existing(connection, rows)
 
-    return settle(prepared, stored, existing)
+    outcomes = settle(prepared, stored, existing)
+    observability.count_outcomes(source.value, outcomes)
+    return outcomes
 
 
 def _key(row: dict[str, Any]) -> tuple[int, int, str, str]:
