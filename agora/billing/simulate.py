@@ -28,8 +28,9 @@ from agora.billing.rating import month_bounds
 from agora.config import get_settings
 from agora.db import Database, open_database
 from agora.errors import AgoraError
-from agora.manifest.loader import load_data
+from agora.manifest.loader import apply_subscription, load_data, parse_manifest
 from agora.manifest.parse import ManifestError, Problem
+from agora.manifest.schema import SubscriptionIn
 from agora.models import Buyer, Invoice, Job, JobState, Notification, Product, Role, Seller, Subscription
 from agora.pricing.schema import PricingDocument
 
@@ -96,7 +97,7 @@ def run(data: dict[str, Any], *, until: str | None = None) -> dict[str, Any]:
     data = dict(data)
     events = parse_events(data.pop("events", None) or [])
     starts = [e.at for e in events]
-    starts += [i for i in (_instant(s.get("at")) for s in data.get("subscriptions") or []) if i is not None]
+    starts += [i for i in (_instant(s.get("at")) for s in _entries(data, "subscriptions")) if i is not None]
     if not starts:
         raise ManifestError([Problem("events", "a simulation needs at least one timestamped event or subscription")])
     first = min(starts)
@@ -112,6 +113,11 @@ def run(data: dict[str, Any], *, until: str | None = None) -> dict[str, Any]:
                 return Simulation(db, moved).play(data, events, first, last_period)
         finally:
             db.dispose()
+
+
+def _entries(data: dict[str, Any], section: str) -> list[dict[str, Any]]:
+    items = data.get(section)
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 def _instant(value: Any) -> datetime | None:
@@ -138,9 +144,17 @@ class Simulation:
 
         register_all()
         with self.db.unit_of_work() as session:
-            load_data(data, session)
+            # Checked with the rest, but each subscription starts at its `at`, on the moved clock, as if its
+            # buyer subscribed then: the trial, its messages, its purchases (SUB-01/02).
+            load_data(data, session, subscriptions=False)
             billing.schedule_close(session, billing.period_of(first))
-        for event in events:
+        subscriptions = [
+            Event(index, sub.at.astimezone(UTC), "subscription", sub.model_dump())
+            for index, sub in enumerate(parse_manifest(data).subscriptions)
+        ]
+        # At one instant, the manifest's subscriptions (the marketplace's state) come before the events.
+        order = {"subscription": 0}
+        for event in sorted(subscriptions + events, key=lambda e: (e.at, order.get(e.kind, 1), e.index)):
             self.advance(event.at)
             self.apply(event)
         _, end = month_bounds(last_period)
@@ -166,7 +180,8 @@ class Simulation:
     # --- events ---------------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        handler: Callable[[Session, dict[str, Any]], None] = getattr(self, f"_{event.kind}")
+        name = "_subscription_of_manifest" if event.kind == "subscription" else f"_{event.kind}"
+        handler: Callable[[Session, dict[str, Any]], None] = getattr(self, name)
         try:
             with self.db.unit_of_work() as session:
                 handler(session, event.body)
@@ -207,6 +222,9 @@ class Simulation:
         if subscription is None:
             raise AgoraError(f"{buyer.handle} has no active subscription to {product.code}")
         return subscription
+
+    def _subscription_of_manifest(self, session: Session, body: dict[str, Any]) -> None:
+        apply_subscription(session, SubscriptionIn.model_validate(body))
 
     def _subscribe(self, session: Session, body: dict[str, Any]) -> None:
         from agora.subscriptions import service

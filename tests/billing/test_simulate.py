@@ -380,3 +380,34 @@ def test_an_offer_accepted_after_its_deadline_is_refused_and_the_run_goes_on() -
     assert (
         refusal["error"].startswith("offer late could be accepted until 2026-03-02") and "[OFR-03]" in refusal["error"]
     )
+
+
+@pytest.mark.rule("SUB-01")
+@pytest.mark.rule("SUB-02")
+def test_a_manifest_subscription_starts_its_trial_at_its_at_like_subscribing_SUB_01_SUB_02() -> None:
+    """A subscription listed in the manifest is the buyer subscribing at `at`: its 5-day trial covers the
+    first run, the welcome is sent at `at`, and, the trial used, a later subscription is paid from its start."""
+    start = {"buyer": BUYER, "product": "trial5"}
+    manifest = market(
+        [
+            ev("01T10:00:00", "instance_start", **start, instance="a", instance_type="m5.large"),
+            ev("01T14:00:00", "instance_stop", instance="a"),
+            ev("08T00:00:00", "unsubscribe", **start),
+            ev("08T01:00:00", "subscribe", **start),
+            ev("08T02:00:00", "instance_start", **start, instance="b", instance_type="m5.large"),
+            ev("08T04:00:00", "instance_stop", instance="b"),
+        ]
+    )
+    manifest["products"].append(product("trial5", "ami", {"hourly": HOURLY, "free_trial_days": 5}))
+    manifest["subscriptions"].append({**start, "at": "2026-03-01T06:00:00Z"})
+    result = simulate.run(manifest)
+    assert result["refused"] == []
+    kinds = [(n["at"], n["kind"]) for n in result["notifications"] if n["to"] == "a@buyer.example"]
+    assert kinds == [
+        ("2026-03-01T06:00:00Z", "trial_welcome"),
+        ("2026-03-03T06:00:00Z", "trial_reminder"),
+        ("2026-03-06T06:00:00Z", "trial_ended"),
+    ]
+    [invoice] = invoices(result)
+    lines = [(x["product"], x["quantity"], x["amount"]) for x in invoice["lines"] if x["charge"] == "hourly"]
+    assert lines == [("trial5", "2", "0.20")]  # only run b, after the one trial was used
