@@ -287,7 +287,12 @@ def test_refused_events_are_listed_and_the_run_goes_on() -> None:
 def test_a_bad_event_timeline_is_refused_with_located_problems() -> None:
     with pytest.raises(simulate.ManifestError) as caught:
         simulate.run(market([{"at": "yesterday", "subscribe": {}}, {"at": "2026-03-01T00:00:00Z", "fly": {}}]))
-    assert [str(p).split(":")[0] for p in caught.value.problems] == ["events[0].at", "events[1]"]
+    assert [str(p).split(":")[0] for p in caught.value.problems] == [
+        "events[0].at",
+        "events[0].subscribe.buyer",
+        "events[0].subscribe.product",
+        "events[1].fly",
+    ]
 
 
 def test_the_same_file_prints_the_same_bytes(tmp_path: Path) -> None:
@@ -411,3 +416,37 @@ def test_a_manifest_subscription_starts_its_trial_at_its_at_like_subscribing_SUB
     [invoice] = invoices(result)
     lines = [(x["product"], x["quantity"], x["amount"]) for x in invoice["lines"] if x["charge"] == "hourly"]
     assert lines == [("trial5", "2", "0.20")]  # only run b, after the one trial was used
+
+
+@pytest.mark.rule("BIL-02")
+def test_a_subscribe_event_takes_an_identifier_a_contract_and_annual_subscriptions_BIL_02() -> None:
+    """A `subscribe` event buys what a manifest subscription buys, at the event's instant: the contract and the
+    annual subscriptions are invoiced then, and the seller meters the buyer by the identifier it names."""
+    result = simulate.run(
+        market(
+            [
+                ev("02T09:00:00", "subscribe", buyer=OTHER, product="analytics", customer_identifier="c-2"),
+                ev(
+                    "02T10:00:00",
+                    "meter",
+                    customer_identifier="c-2",
+                    product="analytics",
+                    dimension="users",
+                    quantity=8,
+                ),
+                ev(
+                    "03T09:00:00",
+                    "subscribe",
+                    buyer=OTHER,
+                    product="seats",
+                    contract={"duration_months": 12, "quantities": {"seats": 3}},
+                ),
+                ev("04T09:00:00", "subscribe", buyer=OTHER, product="vault", annual={"m5.large": 2}, auto_renew=True),
+            ]
+        )
+    )
+    assert result["refused"] == []
+    upfront = [(i["buyer"], i["lines"][0]["charge"], i["total"]) for i in invoices(result, "upfront")]
+    assert upfront == [(OTHER, "contract", "300.00"), (OTHER, "annual", "1400.00")]
+    [monthly] = [i for i in invoices(result) if i["buyer"] == OTHER]
+    assert [(x["charge"], x["quantity"], x["amount"]) for x in monthly["lines"]] == [("usage", "8", "1.00")]
