@@ -12,8 +12,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from agora.catalog.schemas import Code
-from agora.manifest.fields import Account, Closed, Instant, SubscriptionTerms
-from agora.pricing.schema import Price, PricingDocument
+from agora.manifest.fields import (
+    Account,
+    AnnualQuantity,
+    Closed,
+    ContractMonths,
+    ContractQuantities,
+    Instant,
+    SubscriptionTerms,
+)
+from agora.pricing.schema import Price, PricingDocument, Rule
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Count = Annotated[int, Field(gt=0)]
@@ -47,15 +55,15 @@ class AnnualPurchase(Closed):
     buyer: Account
     product: Code
     instance_type: Name
-    quantity: Count = 1
+    quantity: AnnualQuantity = 1
     auto_renew: bool = False
 
 
 class ContractPurchase(Closed):
     buyer: Account
     product: Code
-    duration_months: Literal[1, 12, 24, 36]
-    quantities: dict[str, Count] = Field(min_length=1)
+    duration_months: ContractMonths
+    quantities: ContractQuantities
 
 
 class Meter(Closed):
@@ -78,7 +86,7 @@ class Meter(Closed):
 class MlJob(Closed):
     buyer: Account
     product: Code
-    use: Literal["training", "batch_inference"]
+    use: Annotated[Literal["training", "batch_inference"], Rule("PRC-12")]
     instance_type: Name
     instances: Count = 1
     seconds: Count

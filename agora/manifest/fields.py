@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from agora.catalog.schemas import Code
+from agora.pricing.schema import Rule
 
 HANDLE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -41,9 +42,14 @@ def _account(value: Any) -> Any:
 Account = Annotated[str, BeforeValidator(_account)]
 
 
+ContractMonths = Annotated[Literal[1, 12, 24, 36], Rule("PRC-10")]
+ContractQuantities = Annotated[dict[str, Annotated[int, Field(gt=0)]], Field(min_length=1), Rule("PRC-10")]
+AnnualQuantity = Annotated[int, Field(gt=0), Rule("SUB-03")]
+
+
 class ContractPurchaseIn(Closed):
-    duration_months: Literal[1, 12, 24, 36]
-    quantities: dict[str, Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    duration_months: ContractMonths
+    quantities: ContractQuantities
 
 
 class SubscriptionTerms(Closed):
@@ -55,7 +61,7 @@ class SubscriptionTerms(Closed):
         None, description="how the seller names the customer when metering; `<product>-<buyer>` by default"
     )
     contract: ContractPurchaseIn | None = Field(None, description="a contract bought when subscribing")
-    annual: dict[str, Annotated[int, Field(gt=0)]] | None = Field(
+    annual: dict[str, AnnualQuantity] | None = Field(
         None, description="annual subscriptions bought when subscribing: instance type → how many"
     )
     auto_renew: bool = Field(False, description="the annual subscriptions renew after 12 months")

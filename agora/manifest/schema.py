@@ -17,6 +17,7 @@ from agora.manifest.fields import (
     Instant,
     SubscriptionTerms,
 )
+from agora.pricing.schema import Rule
 
 __all__ = ["HANDLE_PATTERN", "Account", "Closed", "Handle", "Instant", "Manifest", "SubscriptionIn"]
 
@@ -38,7 +39,7 @@ class SellerIn(Credentials):
     id: Handle
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     email: str | None = Field(None, description="where review results and reports go")
-    tax_form: Literal["W-9", "W-8", "none"] = "none"
+    tax_form: Annotated[Literal["W-9", "W-8", "none"], Rule("SEL-02")] = "none"
     data_sharing: bool = False
 
 
@@ -64,7 +65,7 @@ class OperatorIn(Credentials):
 class ProductIn(ListingFields):
     code: Code
     seller: Handle
-    kind: ProductKind
+    kind: Annotated[ProductKind, Rule("LST-01")]
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     state: Literal["draft", "public"] = "draft"
 
