@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
@@ -84,3 +84,15 @@ class Manifest(Closed):
     products: list[ProductIn] = []
     subscriptions: list[SubscriptionIn] = []
     events: list[EventIn] = Field(default=[], description="applied by `agora simulate` only, in time order")
+
+
+def json_schema() -> dict[str, Any]:
+    """The manifest as a JSON Schema (draft 2020-12) for editors to check files as they are typed
+    (`agora schema manifest`). It says what each entry may contain; `agora load` checks more than a schema
+    can: references between entries, the pricing rules, one customer per meter event."""
+    schema = Manifest.model_json_schema(mode="validation")
+    schema.update(
+        title="Agora marketplace manifest",
+        description="A marketplace for `agora load` and `agora simulate`; see docs/manifest.md.",
+    )
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
