@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from agora.manifest.loader import parse_manifest
-from agora.manifest.parse import ManifestError
+from agora.manifest.parse import ManifestError, read_file
 
 BUYER = "111122223333"
 AT = "2026-03-01T10:00:00Z"
@@ -117,7 +117,7 @@ def test_each_event_type_has_its_fields(event: dict[str, Any], expected: list[st
 
 def test_the_examples_timelines_are_valid() -> None:
     for path in EXAMPLES.glob("*.yaml"):
-        parse_manifest(yaml.load(path.read_text(), Loader=yaml.SafeLoader))
+        parse_manifest(read_file(path))
 
 
 @pytest.mark.parametrize("command", ["simulate", "load"])
