@@ -338,6 +338,20 @@ def mail_list(
             out.print("    " + message.body.replace("\n", "\n    "))
 
 
+schema_app = typer.Typer(no_args_is_help=True, help="JSON Schemas of Agora's input files.")
+app.add_typer(schema_app, name="schema")
+
+
+@schema_app.command("manifest")
+def schema_manifest() -> None:
+    """Print the JSON Schema of a marketplace manifest, for editors to validate manifests as they are typed."""
+    import json
+
+    from agora.manifest.schema import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+
+
 def main() -> None:
     try:
         app()

@@ -125,7 +125,7 @@ products:
     pricing: {hourly: {m5.large: "-0.10"}}
 """.replace("HIGHLIGHTS", "x" * 1001),
     [
-        "sellers[0].tax_form: must be one of 'W-9', 'W-8' or 'none', got 'W-10'",
+        "sellers[0].tax_form: must be one of 'W-9', 'W-8' or 'none', got 'W-10' [SEL-02]",
         "buyers[0].account: must be exactly 12 digits, got '1111222233334'",
         "products[0].highlights: highlights may have at most 1,000 characters in all, got 1001 [LST-03]",
         "products[0].pricing.hourly.m5.large: must not be negative",

@@ -17,7 +17,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -28,79 +27,33 @@ from agora.billing.rating import month_bounds
 from agora.config import get_settings
 from agora.db import Database, open_database
 from agora.errors import AgoraError
-from agora.manifest.loader import load_data
+from agora.manifest import events
+from agora.manifest.loader import apply_subscription, load_data, parse_manifest
 from agora.manifest.parse import ManifestError, Problem
+from agora.manifest.schema import SubscriptionIn
 from agora.models import Buyer, Invoice, Job, JobState, Notification, Product, Role, Seller, Subscription
-from agora.pricing.schema import PricingDocument
-
-EVENT_TYPES = (
-    "subscribe",
-    "unsubscribe",
-    "instance_start",
-    "instance_stop",
-    "annual_purchase",
-    "contract_purchase",
-    "meter",
-    "ml_job",
-    "endpoint_start",
-    "endpoint_stop",
-    "price_change",
-    "offer_create",
-    "offer_accept",
-    "refund",
-)
 
 
 @dataclass(frozen=True)
 class Event:
+    """One entry of the timeline: an event of the file, or a manifest subscription starting at its `at`."""
+
     index: int
     at: datetime
     kind: str
-    body: dict[str, Any]
-
-
-def parse_events(raw: list[Any]) -> list[Event]:
-    """Each event is `{at, <type>: {...}}`; every problem is reported, located, before anything runs."""
-    problems: list[Problem] = []
-    events: list[Event] = []
-    for index, item in enumerate(raw):
-        where = f"events[{index}]"
-        if not isinstance(item, dict):
-            problems.append(Problem(where, "must be a mapping with `at` and one event"))
-            continue
-        at = item.get("at")
-        if isinstance(at, str):
-            try:
-                at = datetime.fromisoformat(at.replace("Z", "+00:00"))
-            except ValueError:
-                at = None
-        if not isinstance(at, datetime) or at.tzinfo is None:
-            problems.append(Problem(f"{where}.at", "must be a UTC timestamp like 2026-03-01T10:00:00Z"))
-            continue
-        kinds = [key for key in item if key != "at"]
-        if len(kinds) != 1 or kinds[0] not in EVENT_TYPES:
-            problems.append(Problem(where, f"must name exactly one event of: {', '.join(EVENT_TYPES)}"))
-            continue
-        body = item[kinds[0]]
-        if not isinstance(body, dict):
-            problems.append(Problem(f"{where}.{kinds[0]}", "must be a mapping"))
-            continue
-        events.append(Event(index, at.astimezone(UTC), kinds[0], body))
-    if problems:
-        raise ManifestError(problems)
-    return sorted(events, key=lambda e: (e.at, e.index))
+    body: Any
 
 
 def run(data: dict[str, Any], *, until: str | None = None) -> dict[str, Any]:
     """Simulate `data` (a parsed manifest with `events`) and return the DESIGN.md output document."""
     data = dict(data)
-    events = parse_events(data.pop("events", None) or [])
-    starts = [e.at for e in events]
-    starts += [i for i in (_instant(s.get("at")) for s in data.get("subscriptions") or []) if i is not None]
-    if not starts:
+    starts = [_instant(item.get("at")) for item in _entries(data, "events") + _entries(data, "subscriptions")]
+    if not any(starts):
+        parse_manifest(data)  # a file with no usable instant may have other problems: those first
         raise ManifestError([Problem("events", "a simulation needs at least one timestamped event or subscription")])
-    first = min(starts)
-    last_period = until or billing.period_of(max(starts))
+    first = min(i for i in starts if i is not None)
+    last = max(i for i in starts if i is not None)
+    last_period = until or billing.period_of(last)
     if until is not None and until < billing.period_of(first):
         raise ManifestError([Problem("--until", f"{until} is before the first event ({first:%Y-%m})")])
     with tempfile.TemporaryDirectory(prefix="agora-simulate-") as tmp:
@@ -109,9 +62,14 @@ def run(data: dict[str, Any], *, until: str | None = None) -> dict[str, Any]:
             migrate.upgrade(db)
             with clock.use_clock(clock.ManualClock(first)) as moved:
                 assert isinstance(moved, clock.ManualClock)
-                return Simulation(db, moved).play(data, events, first, last_period)
+                return Simulation(db, moved).play(data, first, last_period)
         finally:
             db.dispose()
+
+
+def _entries(data: dict[str, Any], section: str) -> list[dict[str, Any]]:
+    items = data.get(section)
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 def _instant(value: Any) -> datetime | None:
@@ -133,14 +91,23 @@ class Simulation:
         self.refused: list[dict[str, Any]] = []
         self.offers: dict[str, str] = {}  # the file's offer id → the marketplace's
 
-    def play(self, data: dict[str, Any], events: list[Event], first: datetime, last_period: str) -> dict[str, Any]:
+    def play(self, data: dict[str, Any], first: datetime, last_period: str) -> dict[str, Any]:
         from agora.tasks import register_all
 
         register_all()
         with self.db.unit_of_work() as session:
-            load_data(data, session)
+            # Every problem of the file, its events' included, is found here, before anything runs. The
+            # subscriptions are checked with the rest but each starts at its `at`, on the moved clock, as if its
+            # buyer subscribed then: the trial, its messages, its purchases (SUB-01/02).
+            load_data(data, session, subscriptions=False)
             billing.schedule_close(session, billing.period_of(first))
-        for event in events:
+        manifest = parse_manifest(data)
+        timeline = [
+            Event(i, sub.at.astimezone(UTC), "subscription", sub) for i, sub in enumerate(manifest.subscriptions)
+        ]
+        timeline += [Event(i, e.at.astimezone(UTC), e.kind, e.body) for i, e in enumerate(manifest.events)]
+        # At one instant, the manifest's subscriptions (the marketplace's state) come before the events.
+        for event in sorted(timeline, key=lambda e: (e.at, e.kind != "subscription", e.index)):
             self.advance(event.at)
             self.apply(event)
         _, end = month_bounds(last_period)
@@ -166,28 +133,26 @@ class Simulation:
     # --- events ---------------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        handler: Callable[[Session, dict[str, Any]], None] = getattr(self, f"_{event.kind}")
+        handler: Callable[[Session, Any], None] = getattr(self, f"_{event.kind}")
         try:
             with self.db.unit_of_work() as session:
                 handler(session, event.body)
         except AgoraError as error:
             self._refuse(event, error.detail)
-        except (KeyError, TypeError, ValueError, ValidationError) as error:
-            self._refuse(event, f"malformed event: {error}")
         except ManifestError as error:
             self._refuse(event, "; ".join(str(p) for p in error.problems))
 
     def _refuse(self, event: Event, error: str) -> None:
         self.refused.append({"at": _iso(event.at), "event": event.kind, "error": error})
 
-    def _buyer(self, session: Session, account: Any) -> Principal:
-        buyer = session.scalar(select(Buyer).where(Buyer.account == str(account)))
+    def _buyer(self, session: Session, account: str) -> Principal:
+        buyer = session.scalar(select(Buyer).where(Buyer.account == account))
         if buyer is None:
             raise AgoraError(f"no buyer account {account}")
         return Principal(Role.BUYER, buyer.id, buyer.account)
 
-    def _product(self, session: Session, code: Any) -> Product:
-        product = session.scalar(select(Product).where(Product.code == str(code)))
+    def _product(self, session: Session, code: str) -> Product:
+        product = session.scalar(select(Product).where(Product.code == code))
         if product is None:
             raise AgoraError(f"no product {code!r}")
         return product
@@ -196,7 +161,9 @@ class Simulation:
         seller = session.get_one(Seller, product.seller_id)
         return Principal(Role.SELLER, seller.id, seller.handle)
 
-    def _subscription(self, session: Session, buyer: Principal, product: Product) -> Subscription:
+    def _subscription_of(self, session: Session, account: str, code: str) -> tuple[Principal, Subscription]:
+        buyer = self._buyer(session, account)
+        product = self._product(session, code)
         subscription = session.scalar(
             select(Subscription).where(
                 Subscription.buyer_id == buyer.id,
@@ -206,172 +173,160 @@ class Simulation:
         )
         if subscription is None:
             raise AgoraError(f"{buyer.handle} has no active subscription to {product.code}")
-        return subscription
+        return buyer, subscription
 
-    def _subscribe(self, session: Session, body: dict[str, Any]) -> None:
-        from agora.subscriptions import service
+    def _subscription(self, session: Session, body: SubscriptionIn) -> None:
+        apply_subscription(session, body)
 
-        buyer = self._buyer(session, body["buyer"])
-        service.subscribe(
-            session, buyer, str(body["product"]), accept_eula=True, license_reference=body.get("license_reference")
+    def _subscribe(self, session: Session, body: events.Subscribe) -> None:
+        """The buyer subscribes as through the API, then buys the contract and annual subscriptions named with
+        it, all at the event's instant; if any of it is refused, none of it happens."""
+        from agora.subscriptions import annual, contracts, service
+
+        buyer = self._buyer(session, body.buyer)
+        subscription, _ = service.subscribe(
+            session,
+            buyer,
+            body.product,
+            accept_eula=True,
+            license_reference=body.license_reference,
+            customer_identifier=body.customer_identifier,
         )
+        if body.contract is not None:
+            quantities = dict(body.contract.quantities)
+            contracts.buy(session, buyer, subscription.id, body.contract.duration_months, quantities)
+        for instance_type, quantity in sorted((body.annual or {}).items()):
+            annual.buy(session, buyer, subscription.id, instance_type, quantity, auto_renew=body.auto_renew)
 
-    def _unsubscribe(self, session: Session, body: dict[str, Any]) -> None:
+    def _unsubscribe(self, session: Session, body: events.Unsubscribe) -> None:
         from agora.subscriptions import service
 
-        buyer = self._buyer(session, body["buyer"])
-        subscription = self._subscription(session, buyer, self._product(session, body["product"]))
+        buyer, subscription = self._subscription_of(session, body.buyer, body.product)
         service.cancel(session, buyer, subscription.id)
 
-    def _instance_start(self, session: Session, body: dict[str, Any]) -> None:
+    def _instance_start(self, session: Session, body: events.InstanceStart) -> None:
         from agora.metering import platform
 
-        buyer = self._buyer(session, body["buyer"])
-        subscription = self._subscription(session, buyer, self._product(session, body["product"]))
-        platform.start_instance(
-            session,
-            subscription,
-            str(body["instance"]),
-            str(body["instance_type"]),
-            clock.now(),
-            str(body.get("region") or get_settings().region),
-        )
+        _, subscription = self._subscription_of(session, body.buyer, body.product)
+        region = body.region or get_settings().region
+        platform.start_instance(session, subscription, body.instance, body.instance_type, clock.now(), region)
 
-    def _instance_stop(self, session: Session, body: dict[str, Any]) -> None:
+    def _instance_stop(self, session: Session, body: events.InstanceStop) -> None:
         from agora.metering import platform
 
-        platform.stop_instance(session, str(body["instance"]), clock.now())
+        platform.stop_instance(session, body.instance, clock.now())
 
-    def _endpoint_start(self, session: Session, body: dict[str, Any]) -> None:
+    def _endpoint_start(self, session: Session, body: events.EndpointStart) -> None:
         from agora.metering import platform
 
-        buyer = self._buyer(session, body["buyer"])
-        subscription = self._subscription(session, buyer, self._product(session, body["product"]))
+        _, subscription = self._subscription_of(session, body.buyer, body.product)
         platform.start_endpoint(
-            session,
-            subscription,
-            str(body.get("endpoint") or body["instance"]),
-            str(body["instance_type"]),
-            clock.now(),
-            instances=int(body.get("instances", 1)),
+            session, subscription, body.endpoint, body.instance_type, clock.now(), instances=body.instances
         )
 
-    def _endpoint_stop(self, session: Session, body: dict[str, Any]) -> None:
+    def _endpoint_stop(self, session: Session, body: events.EndpointStop) -> None:
         from agora.metering import platform
 
-        platform.stop_run(session, str(body.get("endpoint") or body["instance"]), clock.now())
+        platform.stop_run(session, body.endpoint, clock.now())
 
-    def _ml_job(self, session: Session, body: dict[str, Any]) -> None:
+    def _ml_job(self, session: Session, body: events.MlJob) -> None:
         from agora.metering import platform
 
-        buyer = self._buyer(session, body["buyer"])
-        subscription = self._subscription(session, buyer, self._product(session, body["product"]))
+        _, subscription = self._subscription_of(session, body.buyer, body.product)
         platform.ml_job(
             session,
             subscription,
-            str(body["use"]),
-            str(body["instance_type"]),
-            int(body.get("instances", 1)),
-            int(body["seconds"]),
+            body.use,
+            body.instance_type,
+            body.instances,
+            body.seconds,
             clock.now(),
-            job_id=body.get("job_id"),
+            job_id=body.job_id,
         )
 
-    def _annual_purchase(self, session: Session, body: dict[str, Any]) -> None:
+    def _annual_purchase(self, session: Session, body: events.AnnualPurchase) -> None:
         from agora.subscriptions import annual
 
-        buyer = self._buyer(session, body["buyer"])
-        subscription = self._subscription(session, buyer, self._product(session, body["product"]))
-        annual.buy(
-            session,
-            buyer,
-            subscription.id,
-            str(body["instance_type"]),
-            int(body.get("quantity", 1)),
-            auto_renew=bool(body.get("auto_renew", False)),
-        )
+        buyer, subscription = self._subscription_of(session, body.buyer, body.product)
+        annual.buy(session, buyer, subscription.id, body.instance_type, body.quantity, auto_renew=body.auto_renew)
 
-    def _contract_purchase(self, session: Session, body: dict[str, Any]) -> None:
+    def _contract_purchase(self, session: Session, body: events.ContractPurchase) -> None:
         from agora.subscriptions import contracts
 
-        buyer = self._buyer(session, body["buyer"])
-        subscription = self._subscription(session, buyer, self._product(session, body["product"]))
-        quantities = {str(k): int(v) for k, v in dict(body["quantities"]).items()}
-        contracts.buy(session, buyer, subscription.id, int(body["duration_months"]), quantities)
+        buyer, subscription = self._subscription_of(session, body.buyer, body.product)
+        contracts.buy(session, buyer, subscription.id, body.duration_months, dict(body.quantities))
 
-    def _meter(self, session: Session, body: dict[str, Any]) -> None:
+    def _meter(self, session: Session, body: events.Meter) -> None:
         from agora.metering import service
         from agora.metering.records import Reading, Source
 
-        product = self._product(session, body["product"])
+        product = self._product(session, body.product)
         reading = Reading(
             product_code=product.code,
-            dimension=str(body["dimension"]),
-            quantity=int(body["quantity"]),
+            dimension=body.dimension,
+            quantity=body.quantity,
             timestamp=clock.now(),
-            customer_identifier=body.get("customer_identifier"),
-            customer_account=str(body["buyer"]) if body.get("buyer") and not body.get("customer_identifier") else None,
+            customer_identifier=body.customer_identifier,
+            customer_account=body.buyer,
         )
         [outcome] = service.ingest(session, self._seller_of(session, product), [reading], source=Source.SELLER)
         if not outcome.ok:
             raise AgoraError(outcome.message)
 
-    def _price_change(self, session: Session, body: dict[str, Any]) -> None:
+    def _price_change(self, session: Session, body: events.PriceChange) -> None:
         from agora.pricing import service
 
-        product = self._product(session, body["product"])
-        document = PricingDocument.model_validate(body["pricing"])
-        service.change_price(session, self._seller_of(session, product), product, document)
+        product = self._product(session, body.product)
+        service.change_price(session, self._seller_of(session, product), product, body.pricing)
 
-    def _offer_create(self, session: Session, body: dict[str, Any]) -> None:
+    def _offer_create(self, session: Session, body: events.OfferCreate) -> None:
         from agora.offers import service
 
-        product = self._product(session, body["product"])
+        product = self._product(session, body.product)
         seller = self._seller_of(session, product)
-        instalments = [(_required_instant(i["at"]), Decimal(str(i["amount"]))) for i in body.get("schedule") or []]
+        instalments = [(i.at.astimezone(UTC), i.amount) for i in body.schedule or []]
         schedule = [{"at": _iso(due), "amount": amount} for due, amount in instalments]
-        total = body.get("total")
+        total = body.total
         if total is None and instalments:
             total = sum((amount for _, amount in instalments), Decimal(0))
         data = {
             "product": product.code,
-            "buyer": str(body["buyer"]),
-            "pricing": PricingDocument.model_validate(body["pricing"]),
-            "duration_days": int(body["duration_days"]),
-            "accept_by": _required_instant(body["accept_by"]),
-            "total": Decimal(str(total)) if total is not None else None,
+            "buyer": body.buyer,
+            "pricing": body.pricing,
+            "duration_days": body.duration_days,
+            "accept_by": body.accept_by.astimezone(UTC),
+            "total": total,
             "schedule": schedule,
         }
         offer = service.create(session, seller, data)
         service.extend(session, seller, offer.public_id)
-        self.offers[str(body["id"])] = offer.public_id
+        self.offers[body.id] = offer.public_id
 
-    def _offer_accept(self, session: Session, body: dict[str, Any]) -> None:
+    def _offer_accept(self, session: Session, body: events.OfferAccept) -> None:
         from agora.offers import service
 
-        public_id = self.offers.get(str(body["id"]))
+        public_id = self.offers.get(body.id)
         if public_id is None:
-            raise AgoraError(f"no offer {body['id']!r}")
-        service.accept(session, self._buyer(session, body["buyer"]), public_id, accept_eula=True)
+            raise AgoraError(f"no offer {body.id!r}")
+        service.accept(session, self._buyer(session, body.buyer), public_id, accept_eula=True)
 
-    def _refund(self, session: Session, body: dict[str, Any]) -> None:
+    def _refund(self, session: Session, body: events.Refund) -> None:
         """RFD-01: the product's seller approves a refund of the buyer's charges for `periods`."""
         from agora.billing import refunds
 
-        product = self._product(session, body["product"])
-        buyer = session.scalar(select(Buyer).where(Buyer.account == str(body["buyer"])))
+        product = self._product(session, body.product)
+        buyer = session.scalar(select(Buyer).where(Buyer.account == body.buyer))
         if buyer is None:
-            raise AgoraError(f"no buyer account {body['buyer']}")
-        amount = body.get("amount")
+            raise AgoraError(f"no buyer account {body.buyer}")
         refunds.seller_refund(
             session,
             self._seller_of(session, product),
             buyer_account=buyer.account,
             buyer_email=buyer.email,
             product_code=product.code,
-            periods=[str(p) for p in body.get("periods") or [billing.period_of(clock.now())]],
-            amount=Decimal(str(amount)) if amount is not None else None,
-            reason=str(body.get("reason") or "refund approved by the seller"),
+            periods=list(body.periods or [billing.period_of(clock.now())]),
+            amount=body.amount,
+            reason=body.reason or "refund approved by the seller",
         )
 
     # --- output ---------------------------------------------------------------------------------------
@@ -405,13 +360,6 @@ class Simulation:
         if isinstance(value, dict):
             return {key: self._with_file_ids(item) for key, item in value.items()}
         return value
-
-
-def _required_instant(value: Any) -> datetime:
-    instant = _instant(value)
-    if instant is None:
-        raise ValueError(f"{value!r} is not a UTC timestamp")
-    return instant
 
 
 def _iso(instant: datetime) -> str:

@@ -11,6 +11,7 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from agora.manifest.parse import Problem
+from agora.pricing.schema import Rule
 
 _RULE_RE = re.compile(r"\s*\[([A-Z]{3}-[0-9]{2})\]$")
 
@@ -57,6 +58,44 @@ def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMo
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
+def _rules_of(annotation: Any) -> tuple[Any, str | None]:
+    """`_unwrap` one level at a time, keeping the last `Rule` marker met on the way."""
+    rule = None
+    while True:
+        origin = get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation, *metadata = get_args(annotation)
+            rule = next((m.id for m in metadata if isinstance(m, Rule)), rule)
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation, rule
+            annotation = members[0]
+        else:
+            return annotation, rule
+
+
+def _rule_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
+    """The rule of the innermost model field `loc` is in (its value, or an item of its list or dict): a
+    rule marks the constraints of its own field, never those of the models nested in it."""
+    current: Any = model
+    rule: str | None = None
+    for part in loc:
+        current, found = _rules_of(current)
+        rule = found or rule
+        if get_origin(current) in (list, dict):
+            current = get_args(current)[-1]
+        elif isinstance(current, type) and issubclass(current, BaseModel) and isinstance(part, str):
+            field = current.model_fields.get(part)
+            if field is None:
+                return None
+            rule = next((m.id for m in field.metadata if isinstance(m, Rule)), None)
+            current = field.annotation
+        else:
+            return rule
+    return _rules_of(current)[1] or rule
+
+
 def problems_from(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[Problem]:
     problems: list[Problem] = []
     for error in exc.errors():
@@ -74,7 +113,7 @@ def problems_from(exc: ValidationError, model: type[BaseModel], prefix: str = ""
             message = "required field is missing"
         elif kind == "string_pattern_mismatch":
             message = f"{error.get('input')!r} does not match {error['ctx']['pattern']}"
-        elif kind == "literal_error":
+        elif kind in ("literal_error", "enum"):
             message = f"must be one of {error['ctx']['expected']}, got {error.get('input')!r}"
         elif message.startswith("Value error, "):
             message = message[len("Value error, ") :]
@@ -83,5 +122,7 @@ def problems_from(exc: ValidationError, model: type[BaseModel], prefix: str = ""
         if found:
             rule = found.group(1)
             message = message[: found.start()]
+        elif kind != "extra_forbidden":
+            rule = _rule_at(model, loc)
         problems.append(Problem(format_loc(loc, prefix), message, rule))
     return problems

@@ -34,6 +34,7 @@ from agora.pricing.rules import PricingContext, is_paid, validate_pricing
 from agora.pricing.rules_change import change_violations
 from agora.pricing.schema import PricingDocument
 from agora.subscriptions import annual, contracts
+from agora.subscriptions import service as subscriptions
 
 MANIFEST_ACTOR = "operator:manifest"
 LISTING_EXCLUDE = {"code", "seller", "kind", "title", "state", "pricing"}
@@ -69,9 +70,10 @@ def load_file(path: Path) -> Manifest:
     return parse_manifest(read_file(path))
 
 
-def load_data(data: Any, session: Session, *, actor: str = MANIFEST_ACTOR) -> LoadReport:
+def load_data(data: Any, session: Session, *, actor: str = MANIFEST_ACTOR, subscriptions: bool = True) -> LoadReport:
     """Parse, check and apply a manifest read from a file. Every problem — shape and references — is
-    reported together, and nothing is written unless there is none."""
+    reported together, and nothing is written unless there is none. With `subscriptions=False` the
+    subscriptions are checked but left for the caller to apply, each at its `at` (`agora simulate`)."""
     try:
         manifest = parse_manifest(data)
     except ManifestError as exc:
@@ -80,7 +82,7 @@ def load_data(data: Any, session: Session, *, actor: str = MANIFEST_ACTOR) -> Lo
         if partial is not None:
             problems += check_partial(partial, session)
         raise ManifestError(problems) from None
-    return apply(manifest, session, actor=actor)
+    return apply(manifest, session, actor=actor, subscriptions=subscriptions)
 
 
 def default_customer_identifier(sub: SubscriptionIn) -> str:
@@ -408,7 +410,9 @@ def _same_owner(session: Session, cred: ApiToken | AccessKey, role: Role, handle
 # --- applying ---------------------------------------------------------------------------------------------
 
 
-def apply(manifest: Manifest, session: Session, *, actor: str = MANIFEST_ACTOR) -> LoadReport:
+def apply(
+    manifest: Manifest, session: Session, *, actor: str = MANIFEST_ACTOR, subscriptions: bool = True
+) -> LoadReport:
     """Check, then write everything. Raises ManifestError (and writes nothing) if anything is wrong."""
     problems = check(manifest, session)
     if problems:
@@ -454,8 +458,8 @@ def apply(manifest: Manifest, session: Session, *, actor: str = MANIFEST_ACTOR) 
         _credentials(session, report, Role.OPERATOR, operator.id, operator_in)
     for product_in in manifest.products:
         _apply_product(session, report, actor, product_in)
-    for sub_in in manifest.subscriptions:
-        _apply_subscription(session, report, actor, sub_in)
+    for sub_in in manifest.subscriptions if subscriptions else ():
+        apply_subscription(session, sub_in, actor=actor, report=report)
     session.flush()
     return report
 
@@ -606,7 +610,11 @@ def _summary(values: dict[str, Any]) -> dict[str, Any]:
     return {k: values[k] for k in ("kind", "title", "state", "pricing") if k in values}
 
 
-def _apply_subscription(session: Session, report: LoadReport, actor: str, sub_in: SubscriptionIn) -> None:
+def apply_subscription(
+    session: Session, sub_in: SubscriptionIn, *, actor: str = MANIFEST_ACTOR, report: LoadReport | None = None
+) -> None:
+    """Create (as the buyer subscribing at `at` would) or update one checked manifest subscription."""
+    report = report or LoadReport()
     product = session.scalars(select(Product).where(Product.code == sub_in.product)).one()
     buyer = session.scalars(select(Buyer).where(Buyer.account == sub_in.buyer)).one()
     identifier = default_customer_identifier(sub_in)
@@ -619,9 +627,17 @@ def _apply_subscription(session: Session, report: LoadReport, actor: str, sub_in
     )
     target = f"{product.code}/{identifier}"
     if sub is None:
-        sub = Subscription(product_id=product.id, customer_identifier=identifier, **values)
-        session.add(sub)
-        session.flush()
+        # As if the buyer had subscribed at `at`: the same code as the API's subscribe, trial and all (SUB-01/02).
+        sub = subscriptions.begin(
+            session,
+            buyer,
+            product,
+            actor=actor,
+            eula=subscriptions.eula_of(session, product),
+            at=sub_in.at,
+            customer_identifier=identifier,
+        )
+        sub.purchases = purchases
         if sub_in.contract is not None:
             contracts.record(
                 session,
@@ -643,14 +659,6 @@ def _apply_subscription(session: Session, report: LoadReport, actor: str, sub_in
                 actor=actor,
                 at=sub_in.at,
             )
-        audit.record(
-            session,
-            actor=actor,
-            action="subscription.create",
-            target_type="subscription",
-            target_id=target,
-            after=_jsonable(values),
-        )
         report.count("subscriptions", "created")
         return
     before = {k: getattr(sub, k) for k in values}

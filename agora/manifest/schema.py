@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from agora.catalog.schemas import Code, ListingFields, ProductKind
+from agora.manifest.events import EventIn
+from agora.manifest.fields import (
+    HANDLE_PATTERN,
+    Account,
+    Closed,
+    Handle,
+    Instant,
+    SubscriptionTerms,
+)
+from agora.pricing.schema import Rule
 
-HANDLE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+__all__ = ["HANDLE_PATTERN", "Account", "Closed", "Handle", "Instant", "Manifest", "SubscriptionIn"]
+
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-Handle = Annotated[str, StringConstraints(pattern=HANDLE_PATTERN)]
 Token = Annotated[str, StringConstraints(min_length=8, max_length=200)]
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("needs a time zone, e.g. 2026-03-01T00:00:00Z")
-    return value
-
-
-Instant = Annotated[datetime, AfterValidator(_aware)]
-
-
-class Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class AccessKeyIn(Closed):
@@ -44,19 +39,8 @@ class SellerIn(Credentials):
     id: Handle
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     email: str | None = Field(None, description="where review results and reports go")
-    tax_form: Literal["W-9", "W-8", "none"] = "none"
+    tax_form: Annotated[Literal["W-9", "W-8", "none"], Rule("SEL-02")] = "none"
     data_sharing: bool = False
-
-
-def _account(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError("must be a quoted string of 12 digits (unquoted, YAML reads it as a number)")
-    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{12}", value):
-        raise ValueError(f"must be exactly 12 digits, got {value!r}")
-    return value
-
-
-Account = Annotated[str, BeforeValidator(_account)]
 
 
 class BuyerIn(Credentials):
@@ -81,24 +65,15 @@ class OperatorIn(Credentials):
 class ProductIn(ListingFields):
     code: Code
     seller: Handle
-    kind: ProductKind
+    kind: Annotated[ProductKind, Rule("LST-01")]
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     state: Literal["draft", "public"] = "draft"
 
 
-class ContractPurchaseIn(Closed):
-    duration_months: Literal[1, 12, 24, 36]
-    quantities: dict[str, Annotated[int, Field(gt=0)]] = Field(min_length=1)
+class SubscriptionIn(SubscriptionTerms):
+    """As if the buyer had subscribed at `at` (trial, purchases and all)."""
 
-
-class SubscriptionIn(Closed):
-    buyer: Account
-    product: Code
     at: Instant
-    customer_identifier: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")] | None = None
-    contract: ContractPurchaseIn | None = None
-    annual: dict[str, Annotated[int, Field(gt=0)]] | None = None
-    auto_renew: bool = False
 
 
 class Manifest(Closed):
@@ -108,4 +83,16 @@ class Manifest(Closed):
     operators: list[OperatorIn] = []
     products: list[ProductIn] = []
     subscriptions: list[SubscriptionIn] = []
-    events: list[dict[str, Any]] = Field(default=[], description="applied by `agora simulate` only")
+    events: list[EventIn] = Field(default=[], description="applied by `agora simulate` only, in time order")
+
+
+def json_schema() -> dict[str, Any]:
+    """The manifest as a JSON Schema (draft 2020-12) for editors to check files as they are typed
+    (`agora schema manifest`). It says what each entry may contain; `agora load` checks more than a schema
+    can: references between entries, the pricing rules, one customer per meter event."""
+    schema = Manifest.model_json_schema(mode="validation")
+    schema.update(
+        title="Agora marketplace manifest",
+        description="A marketplace for `agora load` and `agora simulate`; see docs/manifest.md.",
+    )
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

@@ -99,7 +99,10 @@ def subscribe(
     *,
     accept_eula: bool,
     license_reference: str | None = None,
+    customer_identifier: str | None = None,
 ) -> tuple[Subscription, Fulfillment | None]:
+    """A buyer subscribes now. `customer_identifier` (else a random one) is for callers that name their
+    customers, as `agora simulate` events do."""
     if principal.role is not Role.BUYER:
         raise Forbidden("only buyer accounts subscribe")
     product = session.scalar(select(Product).where(Product.code == code))
@@ -126,22 +129,20 @@ def subscribe(
     )
     if active is not None:
         raise Conflict(f"account {buyer.account} already subscribes to {code!r} (subscription {active.id})")
-    subscription = start(session, buyer, product, eula=eula_of(session, product), license_reference=license_reference)
-    if document.free_trial_days and license_reference is None:
-        _start_trial(session, subscription, product, buyer, document.free_trial_days)
-    audit.record(
+    if customer_identifier is not None and session.scalar(
+        select(Subscription.id).where(
+            Subscription.product_id == product.id, Subscription.customer_identifier == customer_identifier
+        )
+    ):
+        raise Conflict(f"customer identifier {customer_identifier!r} is already used on {code!r}")
+    subscription = begin(
         session,
+        buyer,
+        product,
         actor=principal.actor,
-        action="subscription.create",
-        target_type="subscription",
-        target_id=subscription.id,
-        after={
-            "product": product.code,
-            "customer_identifier": subscription.customer_identifier,
-            "eula": subscription.eula,
-            "license_reference": license_reference,
-            "trial_ends_at": subscription.trial_ends_at.isoformat() if subscription.trial_ends_at else None,
-        },
+        eula=eula_of(session, product),
+        license_reference=license_reference,
+        customer_identifier=customer_identifier,
     )
     fulfillment = None
     if product.kind == "saas":
@@ -152,6 +153,50 @@ def subscribe(
     return subscription, fulfillment
 
 
+def begin(
+    session: Session,
+    buyer: Buyer,
+    product: Product,
+    *,
+    actor: str,
+    eula: str,
+    license_reference: str | None = None,
+    at: datetime | None = None,
+    customer_identifier: str | None = None,
+) -> Subscription:
+    """Everything subscribing does once its checks have passed: the subscription, its free trial if the product
+    has one (SUB-01/02) and the audit record. The API subscribes now; a manifest subscribes its buyer `at`
+    the instant it names, with the identifier it names (DESIGN "as if the buyer subscribed at `at`")."""
+    subscription = start(
+        session,
+        buyer,
+        product,
+        eula=eula,
+        license_reference=license_reference,
+        at=at,
+        customer_identifier=customer_identifier,
+    )
+    document = PricingDocument.model_validate(product.pricing or {})
+    if document.free_trial_days and license_reference is None:
+        _start_trial(session, subscription, product, buyer, document.free_trial_days)
+    audit.record(
+        session,
+        actor=actor,
+        action="subscription.create",
+        target_type="subscription",
+        target_id=subscription.id,
+        after={
+            "product": product.code,
+            "customer_identifier": subscription.customer_identifier,
+            "started_at": subscription.started_at.isoformat(),
+            "eula": subscription.eula,
+            "license_reference": license_reference,
+            "trial_ends_at": subscription.trial_ends_at.isoformat() if subscription.trial_ends_at else None,
+        },
+    )
+    return subscription
+
+
 def start(
     session: Session,
     buyer: Buyer,
@@ -160,17 +205,20 @@ def start(
     eula: str,
     license_reference: str | None = None,
     offer_id: int | None = None,
+    at: datetime | None = None,
+    customer_identifier: str | None = None,
 ) -> Subscription:
-    """A new active subscription, with its EULA accepted now; the seller hears subscribe-success (SUB-06).
-    A second active subscription of the buyer to the product is refused by the database, even in a race."""
-    now = clock.now()
+    """A new active subscription, with its EULA accepted when it starts (now unless `at` says otherwise); the
+    seller hears subscribe-success (SUB-06). A second active subscription of the buyer to the product is
+    refused by the database, even in a race."""
+    started = at or clock.now()
     subscription = Subscription(
         buyer_id=buyer.id,
         product_id=product.id,
-        customer_identifier=f"cust-{secrets.token_hex(8)}",
-        started_at=now,
+        customer_identifier=customer_identifier or f"cust-{secrets.token_hex(8)}",
+        started_at=started,
         eula=eula,
-        eula_accepted_at=now,
+        eula_accepted_at=started,
         license_reference=license_reference,
         offer_id=offer_id,
         purchases={},
@@ -180,7 +228,7 @@ def start(
         session.flush()
     except IntegrityError:
         raise Conflict(f"account {buyer.account} already subscribes to {product.code!r}") from None
-    webhooks.emit(session, product, "subscribe-success", _event_data(subscription, product, buyer))
+    webhooks.emit(session, product, "subscribe-success", _event_data(subscription, product, buyer), at=started)
     return subscription
 
 
@@ -213,32 +261,36 @@ def _byol_only(document: PricingDocument) -> bool:
 
 
 def _start_trial(session: Session, subscription: Subscription, product: Product, buyer: Buyer, days: int) -> None:
-    """SUB-01/02: one trial per buyer per product; welcome now, reminder 3 days before the end, and the
-    conversion to paid at the end."""
+    """SUB-01/02: one trial per buyer per product, from the subscription's start; welcome then, reminder 3 days
+    before the end, and the conversion to paid at the end. A subscription recorded after it started (`agora
+    load` of a past `at`) keeps its window, and only the messages still to come are sent."""
     try:
         with session.begin_nested():
             session.add(TrialUse(buyer_id=buyer.id, product_id=product.id, subscription_id=subscription.id))
     except IntegrityError:
         return  # the buyer had this product's trial before: the subscription is paid from its start
+    now = clock.now()
     ends = subscription.started_at + timedelta(days=days)
     subscription.trial_ends_at = ends
-    notify(
-        session,
-        to=buyer.email,
-        kind="trial_welcome",
-        subject=f"Your {days}-day free trial of {product.title} has started",
-        body=(
-            f"Your free trial of {product.title} ({product.code}) lasts {days} days and ends on "
-            f"{ends:%Y-%m-%d %H:%M} UTC. The trial covers the software charge of one running instance; "
-            f"infrastructure charges still apply. After the trial, hourly software charges begin.\n\n"
-            f"To stop before then, cancel subscription {subscription.id} "
-            f"(POST /api/v1/subscriptions/{subscription.id}/cancel) or in the buyer console."
-        ),
-    )
+    if subscription.started_at >= now:
+        notify(
+            session,
+            to=buyer.email,
+            kind="trial_welcome",
+            subject=f"Your {days}-day free trial of {product.title} has started",
+            body=(
+                f"Your free trial of {product.title} ({product.code}) lasts {days} days and ends on "
+                f"{ends:%Y-%m-%d %H:%M} UTC. The trial covers the software charge of one running instance; "
+                f"infrastructure charges still apply. After the trial, hourly software charges begin.\n\n"
+                f"To stop before then, cancel subscription {subscription.id} "
+                f"(POST /api/v1/subscriptions/{subscription.id}/cancel) or in the buyer console."
+            ),
+        )
     payload = {"subscription_id": subscription.id}
-    reminder_at = max(clock.now(), ends - TRIAL_REMINDER_BEFORE)
-    jobs.enqueue(session, "subscriptions.trial_reminder", payload, run_at=reminder_at)
-    jobs.enqueue(session, "subscriptions.trial_end", payload, run_at=ends)
+    if ends - TRIAL_REMINDER_BEFORE >= now:
+        jobs.enqueue(session, "subscriptions.trial_reminder", payload, run_at=ends - TRIAL_REMINDER_BEFORE)
+    if ends >= now:
+        jobs.enqueue(session, "subscriptions.trial_end", payload, run_at=ends)
 
 
 def cancel(session: Session, principal: Principal, subscription_id: int) -> Subscription:

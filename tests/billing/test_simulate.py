@@ -287,7 +287,12 @@ def test_refused_events_are_listed_and_the_run_goes_on() -> None:
 def test_a_bad_event_timeline_is_refused_with_located_problems() -> None:
     with pytest.raises(simulate.ManifestError) as caught:
         simulate.run(market([{"at": "yesterday", "subscribe": {}}, {"at": "2026-03-01T00:00:00Z", "fly": {}}]))
-    assert [str(p).split(":")[0] for p in caught.value.problems] == ["events[0].at", "events[1]"]
+    assert [str(p).split(":")[0] for p in caught.value.problems] == [
+        "events[0].at",
+        "events[0].subscribe.buyer",
+        "events[0].subscribe.product",
+        "events[1].fly",
+    ]
 
 
 def test_the_same_file_prints_the_same_bytes(tmp_path: Path) -> None:
@@ -380,3 +385,68 @@ def test_an_offer_accepted_after_its_deadline_is_refused_and_the_run_goes_on() -
     assert (
         refusal["error"].startswith("offer late could be accepted until 2026-03-02") and "[OFR-03]" in refusal["error"]
     )
+
+
+@pytest.mark.rule("SUB-01")
+@pytest.mark.rule("SUB-02")
+def test_a_manifest_subscription_starts_its_trial_at_its_at_like_subscribing_SUB_01_SUB_02() -> None:
+    """A subscription listed in the manifest is the buyer subscribing at `at`: its 5-day trial covers the
+    first run, the welcome is sent at `at`, and, the trial used, a later subscription is paid from its start."""
+    start = {"buyer": BUYER, "product": "trial5"}
+    manifest = market(
+        [
+            ev("01T10:00:00", "instance_start", **start, instance="a", instance_type="m5.large"),
+            ev("01T14:00:00", "instance_stop", instance="a"),
+            ev("08T00:00:00", "unsubscribe", **start),
+            ev("08T01:00:00", "subscribe", **start),
+            ev("08T02:00:00", "instance_start", **start, instance="b", instance_type="m5.large"),
+            ev("08T04:00:00", "instance_stop", instance="b"),
+        ]
+    )
+    manifest["products"].append(product("trial5", "ami", {"hourly": HOURLY, "free_trial_days": 5}))
+    manifest["subscriptions"].append({**start, "at": "2026-03-01T06:00:00Z"})
+    result = simulate.run(manifest)
+    assert result["refused"] == []
+    kinds = [(n["at"], n["kind"]) for n in result["notifications"] if n["to"] == "a@buyer.example"]
+    assert kinds == [
+        ("2026-03-01T06:00:00Z", "trial_welcome"),
+        ("2026-03-03T06:00:00Z", "trial_reminder"),
+        ("2026-03-06T06:00:00Z", "trial_ended"),
+    ]
+    [invoice] = invoices(result)
+    lines = [(x["product"], x["quantity"], x["amount"]) for x in invoice["lines"] if x["charge"] == "hourly"]
+    assert lines == [("trial5", "2", "0.20")]  # only run b, after the one trial was used
+
+
+@pytest.mark.rule("BIL-02")
+def test_a_subscribe_event_takes_an_identifier_a_contract_and_annual_subscriptions_BIL_02() -> None:
+    """A `subscribe` event buys what a manifest subscription buys, at the event's instant: the contract and the
+    annual subscriptions are invoiced then, and the seller meters the buyer by the identifier it names."""
+    result = simulate.run(
+        market(
+            [
+                ev("02T09:00:00", "subscribe", buyer=OTHER, product="analytics", customer_identifier="c-2"),
+                ev(
+                    "02T10:00:00",
+                    "meter",
+                    customer_identifier="c-2",
+                    product="analytics",
+                    dimension="users",
+                    quantity=8,
+                ),
+                ev(
+                    "03T09:00:00",
+                    "subscribe",
+                    buyer=OTHER,
+                    product="seats",
+                    contract={"duration_months": 12, "quantities": {"seats": 3}},
+                ),
+                ev("04T09:00:00", "subscribe", buyer=OTHER, product="vault", annual={"m5.large": 2}, auto_renew=True),
+            ]
+        )
+    )
+    assert result["refused"] == []
+    upfront = [(i["buyer"], i["lines"][0]["charge"], i["total"]) for i in invoices(result, "upfront")]
+    assert upfront == [(OTHER, "contract", "300.00"), (OTHER, "annual", "1400.00")]
+    [monthly] = [i for i in invoices(result) if i["buyer"] == OTHER]
+    assert [(x["charge"], x["quantity"], x["amount"]) for x in monthly["lines"]] == [("usage", "8", "1.00")]

@@ -313,7 +313,7 @@ BAD_INPUTS: dict[str, tuple[Any, list[str]]] = {
     ),
     "malformed decimal": (
         changed(_price(2, "hourly", "m5.large", "1.2.3")),
-        ["products[2].pricing.hourly.m5.large: '1.2.3' is not a decimal number"],
+        ["products[2].pricing.hourly.m5.large: '1.2.3' is not a decimal number [PRC-01]"],
     ),
     "13-digit account": (
         changed(_set("buyers.0.account", "1111222233334")),
@@ -383,7 +383,7 @@ BAD_INPUTS: dict[str, tuple[Any, list[str]]] = {
     ),
     "PRC-10 contract duration no product may price": (
         changed(_contract(6, {"seats": 1})),
-        ["subscriptions[1].contract.duration_months: must be one of 1, 12, 24 or 36, got 6"],
+        ["subscriptions[1].contract.duration_months: must be one of 1, 12, 24 or 36, got 6 [PRC-10]"],
     ),
     "SUB-03 annual purchase without an annual price": (
         changed(_set("subscriptions.2.annual", {"r6g.2xlarge": 1})),
@@ -540,7 +540,7 @@ def test_every_problem_in_the_shape_is_reported_at_once(loaded: Database) -> Non
             "products[2].pricing.hourly.m5.large: must not be negative",
             "buyers[0].account: must be exactly 12 digits, got '1111222233334'",
             "subscriptions[0].at: needs a time zone, e.g. 2026-03-01T00:00:00Z",
-            "sellers[1].tax_form: must be one of 'W-9', 'W-8' or 'none', got 'W-10'",
+            "sellers[1].tax_form: must be one of 'W-9', 'W-8' or 'none', got 'W-10' [SEL-02]",
         ]
     )
     assert snapshot(loaded) == before

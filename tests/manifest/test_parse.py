@@ -77,7 +77,9 @@ def test_yaml_floats_that_are_not_decimal_numbers_are_kept_as_text_for_the_field
     product = {"code": "ab", "seller": "acme", "kind": "saas", "title": "T", "pricing": {"monthly": value}}
     with pytest.raises(ManifestError) as info:
         parse_manifest({"products": [product]})
-    assert [str(p) for p in info.value.problems] == [f"products[0].pricing.monthly: '{value}' is not a decimal number"]
+    assert [str(p) for p in info.value.problems] == [
+        f"products[0].pricing.monthly: '{value}' is not a decimal number [PRC-01]"
+    ]
 
 
 # --- duplicate keys -----------------------------------------------------------------------------------------
