@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agora import clock, jobs
-from agora.billing import payouts, service
+from agora.billing import service
 from agora.billing.rating import month_bounds
 from agora.db import Database
 from agora.models import Invoice, Job, JobState
@@ -27,13 +27,13 @@ def close(db: Database, period: str) -> list[dict[str, Any]]:
     with db.unit_of_work() as session:
         jobs.enqueue(session, "billing.close_period", {"period": period}, dedupe_key=f"close-now:{period}")
         _retake(session, period)
+    # The last invoice job of the month to finish enqueues the sellers' payout (BIL-05), which this worker
+    # runs too unless another worker gets to it first.
     jobs.Worker(db).run_until_idle()
-    with db.unit_of_work() as session:  # every invoice of the month exists now: pay the sellers (BIL-05)
-        payouts.disburse(session, period)
     return invoices_of(db, period)
 
 
-BILLING_JOBS = ("billing.close_period", "billing.invoice_buyers")
+BILLING_JOBS = ("billing.close_period", "billing.invoice_buyers", "billing.disburse")
 
 
 def _retake(session: Session, period: str) -> None:
