@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -69,7 +69,9 @@ def load_file(path: Path) -> Manifest:
     return parse_manifest(read_file(path))
 
 
-def load_data(data: Any, session: Session, *, actor: str = MANIFEST_ACTOR) -> LoadReport:
+def load_data(
+    data: Any, session: Session, *, actor: str = MANIFEST_ACTOR, progress: Callable[[int, int], None] | None = None
+) -> LoadReport:
     """Parse, check and apply a manifest read from a file. Every problem — shape and references — is
     reported together, and nothing is written unless there is none."""
     try:
@@ -80,7 +82,7 @@ def load_data(data: Any, session: Session, *, actor: str = MANIFEST_ACTOR) -> Lo
         if partial is not None:
             problems += check_partial(partial, session)
         raise ManifestError(problems) from None
-    return apply(manifest, session, actor=actor)
+    return apply(manifest, session, actor=actor, progress=progress)
 
 
 def default_customer_identifier(sub: SubscriptionIn) -> str:
@@ -408,12 +410,21 @@ def _same_owner(session: Session, cred: ApiToken | AccessKey, role: Role, handle
 # --- applying ---------------------------------------------------------------------------------------------
 
 
-def apply(manifest: Manifest, session: Session, *, actor: str = MANIFEST_ACTOR) -> LoadReport:
-    """Check, then write everything. Raises ManifestError (and writes nothing) if anything is wrong."""
+def apply(
+    manifest: Manifest,
+    session: Session,
+    *,
+    actor: str = MANIFEST_ACTOR,
+    progress: Callable[[int, int], None] | None = None,
+) -> LoadReport:
+    """Check, then write everything. Raises ManifestError (and writes nothing) if anything is wrong.
+    `progress(done, total)` hears each seller, buyer, operator, product and subscription applied."""
     problems = check(manifest, session)
     if problems:
         raise ManifestError(problems)
     report = LoadReport()
+    entries = (manifest.sellers, manifest.buyers, manifest.operators, manifest.products, manifest.subscriptions)
+    step = _Steps(progress, sum(len(entry) for entry in entries))
     for seller_in in manifest.sellers:
         seller = _upsert(
             session,
@@ -430,6 +441,7 @@ def apply(manifest: Manifest, session: Session, *, actor: str = MANIFEST_ACTOR) 
             },
         )
         _credentials(session, report, Role.SELLER, seller.id, seller_in)
+        step()
     for buyer_in in manifest.buyers:
         buyer = _upsert(
             session,
@@ -441,6 +453,7 @@ def apply(manifest: Manifest, session: Session, *, actor: str = MANIFEST_ACTOR) 
             {"email": buyer_in.email, "enterprise": buyer_in.enterprise},
         )
         _credentials(session, report, Role.BUYER, buyer.id, buyer_in)
+        step()
     for operator_in in manifest.operators:
         operator = _upsert(
             session,
@@ -452,12 +465,27 @@ def apply(manifest: Manifest, session: Session, *, actor: str = MANIFEST_ACTOR) 
             {"name": operator_in.name, "email": operator_in.email},
         )
         _credentials(session, report, Role.OPERATOR, operator.id, operator_in)
+        step()
     for product_in in manifest.products:
         _apply_product(session, report, actor, product_in)
+        step()
     for sub_in in manifest.subscriptions:
         _apply_subscription(session, report, actor, sub_in)
+        step()
     session.flush()
     return report
+
+
+@dataclass
+class _Steps:
+    tell: Callable[[int, int], None] | None
+    total: int
+    done: int = 0
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.tell is not None:
+            self.tell(self.done, self.total)
 
 
 def _upsert(
