@@ -7,16 +7,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import and_, func, insert, or_, select
 
-from agora import clock
+from agora import clock, jobs
 from agora.auth import Principal
+from agora.billing import service
 from agora.db import Database
 from agora.metering import service as metering
 from agora.metering.records import Reading, Source
@@ -35,7 +38,9 @@ from agora.models import (
     Subscription,
 )
 from agora.money import from_cents, to_cents
-from tests.factories.metering import SAAS, metered_market
+from agora.tasks import register_all
+from tests.billing.test_runs import meter
+from tests.factories.metering import OTHER, SAAS, metered_market
 
 # Last month by the real clock the `agora` processes run on: closed already, and the next close not yet due.
 T0 = (datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)).replace(day=1)
@@ -156,3 +161,49 @@ def test_a_seller_is_paid_every_line_of_a_month_whose_close_was_interrupted_BIL_
     assert paid.fee_cents == sum(to_cents(from_cents(c) * Decimal("0.20")) for c in software.values())
     assert paid.fee_cents == sum(fee for _, _, fee in statement)
     assert paid.net_cents == paid.gross_cents - paid.fee_cents
+
+
+@pytest.mark.rule("BIL-05")
+def test_of_invoice_jobs_finishing_at_once_one_enqueues_the_payout_BIL_05(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every invoice job of the month finishes at the same moment, each in its own worker: each counts the
+    others only after they committed, so exactly one payout job is enqueued, after all of them. (PostgreSQL:
+    SQLite runs one writer at a time, so two jobs cannot both be writing.)"""
+    if db.dialect != "postgresql":
+        pytest.skip("concurrent writers: PostgreSQL only")
+    register_all()
+    with clock.use_clock(clock.ManualClock(T0)) as moved:
+        assert isinstance(moved, clock.ManualClock)
+        metered_market(db, T0)
+        moved.set(T0 + timedelta(days=2))
+        meter(db, SAAS, "cust-1", "users", 10)
+        meter(db, OTHER, "gx-1", "users", 100)
+        moved.set(T0 + timedelta(days=40))
+        monkeypatch.setattr(service, "BUYERS_PER_JOB", 1)
+        with db.unit_of_work() as session:
+            jobs.enqueue(session, "billing.close_period", {"period": PERIOD})
+        jobs.Worker(db, only=frozenset({"billing.close_period"})).run_until_idle()
+        with db.reader() as session:
+            waiting = session.scalar(select(func.count()).where(Job.name == service.INVOICE_JOB)) or 0
+        assert waiting >= 2
+        together = threading.Barrier(waiting)
+        real = service.monthly_invoices
+
+        def invoice_then_meet(session: Any, buyer_ids: Any, period: str) -> Any:
+            made = real(session, buyer_ids, period)
+            session.flush()
+            together.wait(timeout=30)  # every job has written its invoices; none has committed
+            return made
+
+        monkeypatch.setattr(service, "monthly_invoices", invoice_then_meet)
+        workers = [threading.Thread(target=jobs.Worker(db).run_once) for _ in range(waiting)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        with db.reader() as session:
+            states = session.scalars(select(Job.state).where(Job.name == service.INVOICE_JOB)).all()
+            payouts = session.scalars(select(Job.dedupe_key).where(Job.name == "billing.disburse")).all()
+        assert states == [JobState.DONE.value] * waiting
+        assert payouts == [f"disburse:{PERIOD}"]
