@@ -7,6 +7,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -17,6 +19,8 @@ from rich.console import Console
 from agora.manifest.parse import ManifestError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from agora.db import Database
 
 # Heavy modules (SQLAlchemy, Alembic, FastAPI) are imported inside the commands that use them, so
@@ -30,6 +34,49 @@ app.add_typer(mail_app, name="mail")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Bar:
+    """A Rich progress bar on stderr, started at its first report, so a command that fails before doing
+    anything shows none."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.what, total=total or None)
+        assert self.task is not None
+        self.progress.update(self.task, completed=done, total=total or None)  # none known yet: 0/?
+
+
+@contextmanager
+def progress_bar(what: str, *, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """Progress of a long command, `what` counted as `done/total`, on stderr — only when both stdout and
+    stderr are a terminal and the output is not --json; piped, stdout carries exactly the same bytes."""
+    if quiet or not (out.is_terminal and err.is_terminal):
+        yield None
+        return
+    bar = _Bar(what)
+    try:
+        yield bar
+    finally:
+        if bar.progress is not None:
+            bar.progress.stop()
 
 
 def fail(lines: list[str], code: int = 2) -> NoReturn:
@@ -82,7 +129,8 @@ def load(
             report = None
         else:
             try:
-                report = load_data(data, session)
+                with progress_bar("entries applied", quiet=False) as progress:
+                    report = load_data(data, session, progress=progress)
             except ManifestError as exc:
                 fail([str(p) for p in exc.problems])
     if report is not None:
@@ -162,7 +210,8 @@ def simulate(
     if until is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", until):
         fail([f"--until: {until!r} is not a month like 2026-03"])
     try:
-        result = simulation.run(read_file(file), until=until)
+        with progress_bar("months simulated", quiet=as_json) as progress:
+            result = simulation.run(read_file(file), until=until, progress=progress)
     except ManifestError as exc:
         fail([str(p) for p in exc.problems])
     if as_json:
@@ -199,7 +248,8 @@ def bill(
     register_all()
     db = _database()
     try:
-        invoices = runs.close(db, period)
+        with progress_bar("buyers invoiced", quiet=as_json) as progress:
+            invoices = runs.close(db, period, progress)
     except runs.PeriodOpen as exc:
         fail([f"--period: {exc} (now {clock.now():%Y-%m-%d %H:%M} UTC)"])
     if as_json:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agora import clock, jobs
-from agora.billing import payouts, service
+from agora.billing import service
 from agora.billing.rating import month_bounds
 from agora.db import Database
 from agora.models import Invoice, Job, JobState
@@ -18,22 +19,46 @@ class PeriodOpen(Exception):
     pass
 
 
-def close(db: Database, period: str) -> list[dict[str, Any]]:
+def close(db: Database, period: str, progress: Progress | None = None) -> list[dict[str, Any]]:
     """Close `period` now: enqueue its run (once), work the queue until idle, return its monthly invoices.
-    A run interrupted at any point is finished by running this again; nothing is invoiced twice."""
+    A run interrupted at any point is finished by running this again; nothing is invoiced twice.
+    `progress(done, total)` hears how many of the month's buyers are invoiced, before and after each job."""
     _, end = month_bounds(period)
     if clock.now() < end:
         raise PeriodOpen(f"{period} has not ended yet")
     with db.unit_of_work() as session:
         jobs.enqueue(session, "billing.close_period", {"period": period}, dedupe_key=f"close-now:{period}")
         _retake(session, period)
-    jobs.Worker(db).run_until_idle()
-    with db.unit_of_work() as session:  # every invoice of the month exists now: pay the sellers (BIL-05)
-        payouts.disburse(session, period)
+    # The last invoice job of the month to finish enqueues the sellers' payout (BIL-05), which this worker
+    # runs too unless another worker gets to it first.
+    worker = jobs.Worker(db)
+    for _ in range(IDLE_LIMIT):
+        if progress is not None:
+            progress(*invoiced(db, period))
+        if not worker.run_once():
+            break
     return invoices_of(db, period)
 
 
-BILLING_JOBS = ("billing.close_period", "billing.invoice_buyers")
+Progress = Callable[[int, int], None]
+IDLE_LIMIT = 10_000  # jobs one run works at most, as `Worker.run_until_idle`
+
+
+def invoiced(db: Database, period: str) -> tuple[int, int]:
+    """(buyers invoiced, buyers to invoice) of `period`: the buyers of its invoice jobs, and of those done."""
+    with db.reader() as session:
+        rows = session.execute(
+            select(Job.state, Job.payload).where(
+                Job.name == service.INVOICE_JOB,
+                Job.dedupe_key.startswith(service.invoice_key(period, ""), autoescape=True),
+            )
+        ).all()
+    total = sum(len(payload["buyer_ids"]) for _, payload in rows)
+    done = sum(len(payload["buyer_ids"]) for state, payload in rows if state == JobState.DONE.value)
+    return done, total
+
+
+BILLING_JOBS = ("billing.close_period", "billing.invoice_buyers", "billing.disburse")
 
 
 def _retake(session: Session, period: str) -> None:

@@ -2,7 +2,8 @@
 
 A month closes in two durable steps (BIL-03): `billing.close_period` sums the month's usage into
 `usage_rollups` in one SQL pass and fans out one `billing.invoice_buyer` job per buyer with anything to
-bill; each of those rates the buyer's subscriptions and writes the month's invoice. An invoice's unique
+bill; each of those rates the buyer's subscriptions and writes the month's invoice, and the last of them to
+finish enqueues the sellers' payout (`billing.disburse`, BIL-05). An invoice's unique
 `source` makes every step safe to repeat: a re-run, or a run resumed after a crash, writes nothing twice.
 Upfront purchases (contracts, annual subscriptions) are invoiced when they are made (BIL-02).
 """
@@ -18,7 +19,7 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, insert, select, text
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from agora import clock, jobs
@@ -34,6 +35,8 @@ from agora.models import (
     ContractCharge,
     Invoice,
     InvoiceLine,
+    Job,
+    JobState,
     Offer,
     Product,
     Subscription,
@@ -175,21 +178,44 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
     for first in range(0, len(ordered), BUYERS_PER_JOB):
         chunk = ordered[first : first + BUYERS_PER_JOB]
         jobs.enqueue(
-            session,
-            "billing.invoice_buyers",
-            {"period": period, "buyer_ids": chunk},
-            dedupe_key=f"invoice:{period}:{chunk[0]}",
+            session, INVOICE_JOB, {"period": period, "buyer_ids": chunk}, dedupe_key=invoice_key(period, chunk[0])
         )
     schedule_close(session, next_period(period))
-    # Sellers are paid once the buyers' invoices exist; an hour leaves the invoice jobs time to finish, and
-    # the payout run only pays lines not yet paid, so a late invoice is paid with the next run.
-    jobs.enqueue(
-        session,
-        "billing.disburse",
-        {"period": period},
-        run_at=clock.now() + timedelta(hours=1),
-        dedupe_key=f"disburse:{period}",
+    pay_sellers_once_invoiced(session, period)  # a month with no buyer to invoice still pays its upfront lines
+
+
+INVOICE_JOB = "billing.invoice_buyers"
+
+
+def invoice_key(period: str, first_buyer_id: int | str) -> str:
+    return f"invoice:{period}:{first_buyer_id}"
+
+
+def pay_sellers_once_invoiced(session: Session, period: str, *, finishing: str | None = None) -> None:
+    """Enqueue the month's payout (BIL-05) once every invoice job of the month is done, so that it sees every
+    invoice: the last invoice job to finish enqueues it, in its own transaction (`finishing` is that job's
+    key — its own "done" mark is written with this transaction). A payout is made once per seller and
+    month, so paying before the last invoice exists would leave that invoice's lines unpaid for good.
+
+    Two jobs finishing at once must not each see the other still running: on PostgreSQL each takes the
+    month's row lock first, so the second counts after the first has committed; SQLite has one writer at a
+    time and refuses to commit a transaction that read before another writer committed. A job that fails
+    for good holds the payout back until it is retried and done. A job that runs again (a retaken lease)
+    enqueues nothing twice: the payout's key is unique, and a payout pays only lines not yet paid."""
+    session.execute(select(BillingPeriod.period).where(BillingPeriod.period == period).with_for_update())
+    pending = (
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.name == INVOICE_JOB,
+            Job.dedupe_key.startswith(invoice_key(period, ""), autoescape=True),
+            Job.state != JobState.DONE.value,
+        )
     )
+    if finishing is not None:
+        pending = pending.where(Job.dedupe_key != finishing)
+    if not session.scalar(pending):
+        jobs.enqueue(session, "billing.disburse", {"period": period}, dedupe_key=f"disburse:{period}")
 
 
 def _active_in(start: datetime, end: datetime) -> Any:
@@ -314,9 +340,11 @@ _LATE_ROLLUP = text(
 BUYERS_PER_JOB = 200  # per-buyer work, batched so a month of 10,000 buyers is 50 jobs, not 10,000
 
 
-@jobs.handler("billing.invoice_buyers")
+@jobs.handler(INVOICE_JOB)
 def invoice_buyers(session: Session, payload: dict[str, Any]) -> None:
-    monthly_invoices(session, payload["buyer_ids"], payload["period"])
+    period, buyer_ids = payload["period"], payload["buyer_ids"]
+    monthly_invoices(session, buyer_ids, period)
+    pay_sellers_once_invoiced(session, period, finishing=invoice_key(period, buyer_ids[0]))
 
 
 def monthly_invoice(session: Session, buyer_id: int, period: str) -> Invoice | None:

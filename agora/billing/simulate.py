@@ -44,8 +44,11 @@ class Event:
     body: Any
 
 
-def run(data: dict[str, Any], *, until: str | None = None) -> dict[str, Any]:
-    """Simulate `data` (a parsed manifest with `events`) and return the DESIGN.md output document."""
+def run(
+    data: dict[str, Any], *, until: str | None = None, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """Simulate `data` (a parsed manifest with `events`) and return the DESIGN.md output document.
+    `progress(done, total)` hears how many of the simulated months the clock has moved past."""
     data = dict(data)
     starts = [_instant(item.get("at")) for item in _entries(data, "events") + _entries(data, "subscriptions")]
     if not any(starts):
@@ -62,7 +65,10 @@ def run(data: dict[str, Any], *, until: str | None = None) -> dict[str, Any]:
             migrate.upgrade(db)
             with clock.use_clock(clock.ManualClock(first)) as moved:
                 assert isinstance(moved, clock.ManualClock)
-                return Simulation(db, moved).play(data, first, last_period)
+                simulation = Simulation(db, moved)
+                if progress is not None:
+                    simulation.months = (billing.period_of(first), last_period, progress)
+                return simulation.play(data, first, last_period)
         finally:
             db.dispose()
 
@@ -70,6 +76,11 @@ def run(data: dict[str, Any], *, until: str | None = None) -> dict[str, Any]:
 def _entries(data: dict[str, Any], section: str) -> list[dict[str, Any]]:
     items = data.get(section)
     return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def _month_number(period: str) -> int:
+    year, month = period.split("-")
+    return int(year) * 12 + int(month)
 
 
 def _instant(value: Any) -> datetime | None:
@@ -90,6 +101,7 @@ class Simulation:
         self.clock = moved
         self.refused: list[dict[str, Any]] = []
         self.offers: dict[str, str] = {}  # the file's offer id → the marketplace's
+        self.months: tuple[str, str, Callable[[int, int], None]] | None = None  # first, last, told as it goes
 
     def play(self, data: dict[str, Any], first: datetime, last_period: str) -> dict[str, Any]:
         from agora.tasks import register_all
@@ -127,8 +139,18 @@ class Simulation:
                 break
             if due > self.clock.now():
                 self.clock.set(due)
+                self._tell_months()
         if until > self.clock.now():
             self.clock.set(until)
+        self._tell_months()
+
+    def _tell_months(self) -> None:
+        """A month is simulated once the clock has left it."""
+        if self.months is None:
+            return
+        first, last, tell = self.months
+        total = _month_number(last) - _month_number(first) + 1
+        tell(min(total, _month_number(billing.period_of(self.clock.now())) - _month_number(first)), total)
 
     # --- events ---------------------------------------------------------------------------------------
 

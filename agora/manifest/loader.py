@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -70,7 +70,14 @@ def load_file(path: Path) -> Manifest:
     return parse_manifest(read_file(path))
 
 
-def load_data(data: Any, session: Session, *, actor: str = MANIFEST_ACTOR, subscriptions: bool = True) -> LoadReport:
+def load_data(
+    data: Any,
+    session: Session,
+    *,
+    actor: str = MANIFEST_ACTOR,
+    subscriptions: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> LoadReport:
     """Parse, check and apply a manifest read from a file. Every problem — shape and references — is
     reported together, and nothing is written unless there is none. With `subscriptions=False` the
     subscriptions are checked but left for the caller to apply, each at its `at` (`agora simulate`)."""
@@ -82,7 +89,7 @@ def load_data(data: Any, session: Session, *, actor: str = MANIFEST_ACTOR, subsc
         if partial is not None:
             problems += check_partial(partial, session)
         raise ManifestError(problems) from None
-    return apply(manifest, session, actor=actor, subscriptions=subscriptions)
+    return apply(manifest, session, actor=actor, subscriptions=subscriptions, progress=progress)
 
 
 def default_customer_identifier(sub: SubscriptionIn) -> str:
@@ -411,13 +418,22 @@ def _same_owner(session: Session, cred: ApiToken | AccessKey, role: Role, handle
 
 
 def apply(
-    manifest: Manifest, session: Session, *, actor: str = MANIFEST_ACTOR, subscriptions: bool = True
+    manifest: Manifest,
+    session: Session,
+    *,
+    actor: str = MANIFEST_ACTOR,
+    subscriptions: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> LoadReport:
-    """Check, then write everything. Raises ManifestError (and writes nothing) if anything is wrong."""
+    """Check, then write everything. Raises ManifestError (and writes nothing) if anything is wrong.
+    `progress(done, total)` hears each seller, buyer, operator, product and subscription applied."""
     problems = check(manifest, session)
     if problems:
         raise ManifestError(problems)
     report = LoadReport()
+    entries = (manifest.sellers, manifest.buyers, manifest.operators, manifest.products)
+    total = sum(len(entry) for entry in entries) + (len(manifest.subscriptions) if subscriptions else 0)
+    step = _Steps(progress, total)
     for seller_in in manifest.sellers:
         seller = _upsert(
             session,
@@ -434,6 +450,7 @@ def apply(
             },
         )
         _credentials(session, report, Role.SELLER, seller.id, seller_in)
+        step()
     for buyer_in in manifest.buyers:
         buyer = _upsert(
             session,
@@ -445,6 +462,7 @@ def apply(
             {"email": buyer_in.email, "enterprise": buyer_in.enterprise},
         )
         _credentials(session, report, Role.BUYER, buyer.id, buyer_in)
+        step()
     for operator_in in manifest.operators:
         operator = _upsert(
             session,
@@ -456,12 +474,27 @@ def apply(
             {"name": operator_in.name, "email": operator_in.email},
         )
         _credentials(session, report, Role.OPERATOR, operator.id, operator_in)
+        step()
     for product_in in manifest.products:
         _apply_product(session, report, actor, product_in)
+        step()
     for sub_in in manifest.subscriptions if subscriptions else ():
         apply_subscription(session, sub_in, actor=actor, report=report)
+        step()
     session.flush()
     return report
+
+
+@dataclass
+class _Steps:
+    tell: Callable[[int, int], None] | None
+    total: int
+    done: int = 0
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.tell is not None:
+            self.tell(self.done, self.total)
 
 
 def _upsert(

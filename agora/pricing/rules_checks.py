@@ -153,7 +153,8 @@ def check_contract(document: PricingDocument) -> Iterator[Violation]:
 
 
 def check_ml(kind: str, ml: MLPrices) -> Iterator[Violation]:
-    """PRC-12: which price sets an ML product has, and that they cover the same instance types."""
+    """PRC-12: which price sets an ML product has, each pricing at least one instance type, one price above $0.
+    Each set names its own instance types: training commonly runs on GPU types and inference on CPU types."""
     required = ML_REQUIRED[kind]
     label = "algorithms" if kind == "ml_algorithm" else "model packages"
     sets: dict[str, dict[str, Decimal]] = {}
@@ -168,15 +169,6 @@ def check_ml(kind: str, ml: MLPrices) -> Iterator[Violation]:
             yield Violation(f"ml.{name}", "must price at least one instance type", "PRC-12")
         else:
             sets[name] = prices
-    every_type = {t for prices in sets.values() for t in prices}
-    for name, prices in sets.items():
-        missing = sorted(every_type - prices.keys())
-        if missing:
-            yield Violation(
-                f"ml.{name}",
-                f"must price the same instance types as the other ML price sets; missing {', '.join(missing)}",
-                "PRC-12",
-            )
     if sets and all(p == 0 for prices in sets.values() for p in prices.values()):
         yield Violation("ml", "ML products are paid: at least one price must be above $0", "PRC-12")
 

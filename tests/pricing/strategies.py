@@ -148,11 +148,11 @@ def _contract(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _ml(draw: st.DrawFn, kind: str) -> dict[str, Any]:
-    types = draw(INSTANCE_TYPE_LISTS)
     sets: tuple[str, ...] = ("training", "realtime_inference", "batch_inference")
     if kind == "ml_model":
         sets = sets[1:]
-    return {name: {t: draw(POSITIVE_PRICE) for t in types} for name in sets}
+    # each set draws its own instance types: training and inference need not run on the same ones (PRC-12)
+    return {name: {t: draw(POSITIVE_PRICE) for t in draw(INSTANCE_TYPE_LISTS)} for name in sets}
 
 
 def _tiered(draw: st.DrawFn) -> dict[str, Any]:
@@ -357,8 +357,8 @@ def _drop_ml_set(raw: dict[str, Any], data: st.DataObject) -> None:
     del raw["ml"][data.draw(st.sampled_from(sorted(raw["ml"])))]
 
 
-def _extra_ml_type(raw: dict[str, Any], data: st.DataObject) -> None:
-    raw["ml"][data.draw(st.sampled_from(sorted(raw["ml"])))]["ml.x9.unlisted"] = "1.00"
+def _empty_ml_set(raw: dict[str, Any], data: st.DataObject) -> None:
+    raw["ml"][data.draw(st.sampled_from(sorted(raw["ml"])))] = {}
 
 
 def _zero_ml(raw: dict[str, Any], data: st.DataObject) -> None:
@@ -453,7 +453,7 @@ MUTATIONS = [
     Mutation("PRC-10", "contract duration not 1/12/24/36", ("contract",), _edit(_bad_duration)),
     Mutation("PRC-11", "BYOL only, past 90 days after launch", ("byol",), _byol_past_grace),
     Mutation("PRC-12", "ML price set missing", ("ml",), _edit(_drop_ml_set)),
-    Mutation("PRC-12", "ML sets with different instance types", ("ml",), _edit(_extra_ml_type)),
+    Mutation("PRC-12", "ML price set with no instance type", ("ml",), _edit(_empty_ml_set)),
     Mutation("PRC-12", "ML all prices $0", ("ml",), _edit(_zero_ml)),
     Mutation("PRC-12", "model package with training price", ("ml",), _edit(_model_with_training), ("ml_model",)),
     Mutation("PRC-12", "hourly on an ML product", ("ml",), _edit(_add_hourly)),

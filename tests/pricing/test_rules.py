@@ -418,13 +418,12 @@ def test_prc12_ml_price_sets() -> None:
     assert model.terms is not None and model.terms.ml is not None and not model.terms.ml.training
     assert_only(check({"ml": MODEL}, kind="ml_algorithm"), "PRC-12")
     assert_only(check({"ml": ALGORITHM}, kind="ml_model"), "PRC-12")
-    uneven = {**ALGORITHM, "batch_inference": {"ml.m5.large": "0.40"}}
-    result = check({"ml": uneven}, kind="ml_algorithm")
-    assert_only(result, "PRC-12")
-    assert format_violation(result.violations[0]) == (
-        "ml.batch_inference: must price the same instance types as the other ML price sets; "
-        "missing ml.c5.xlarge [PRC-12]"
-    )
+    # each set prices the types it runs on: training on a GPU type, inference on CPU types
+    apart = {**ALGORITHM, "training": {"ml.p3.2xlarge": "3.825"}, "batch_inference": {"ml.m5.large": "0.40"}}
+    assert_valid(check({"ml": apart}, kind="ml_algorithm"))
+    empty = check({"ml": {**ALGORITHM, "training": {}}}, kind="ml_algorithm")
+    assert_only(empty, "PRC-12")
+    assert format_violation(empty.violations[0]) == "ml.training: must price at least one instance type [PRC-12]"
 
 
 @pytest.mark.rule("PRC-12")
