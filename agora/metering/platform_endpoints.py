@@ -18,6 +18,7 @@ from agora.errors import Invalid
 from agora.metering import platform
 from agora.metering.platform import BillLine, RunKind
 from agora.models import Buyer, InstanceRun, MetricScrape, Product, Role, Subscription
+from agora.paging import Page, Paging
 
 router = APIRouter(prefix="/api/v1", tags=["metering"])
 runner = require(Role.BUYER, Role.OPERATOR)
@@ -119,9 +120,10 @@ def runs(
     principal: Principal = Depends(anyone),
     running: bool | None = Query(None, description="only running (true) or stopped (false) runs"),
     product: str | None = None,
+    page: Page = Depends(Paging),
 ) -> dict[str, Any]:
-    """Runs the caller may see: a buyer its own, a seller its products', an operator all."""
-    return {"instances": visible_runs(session, principal, running=running, product=product)}
+    """Runs the caller may see: a buyer its own, a seller its products', an operator all; newest first."""
+    return {"instances": visible_runs(session, principal, running=running, product=product, page=page)}
 
 
 @router.post("/ml/jobs", status_code=201)
@@ -150,9 +152,10 @@ def scrapes(
     session: Uow,
     principal: Principal = Depends(watcher),
     state: Literal["ok", "failed"] | None = None,
+    page: Page = Depends(Paging),
 ) -> dict[str, Any]:
     """Prometheus scrapes of managed-service runs (a seller: its products'); failed ones carry their error."""
-    return {"scrapes": visible_scrapes(session, principal, state=state)}
+    return {"scrapes": visible_scrapes(session, principal, state=state, page=page)}
 
 
 @router.post("/metering/bill-lines")
@@ -181,7 +184,12 @@ def bill_lines(body: BillLinesIn, session: Uow, principal: Principal = Depends(o
 
 
 def visible_runs(
-    session: Session, principal: Principal, *, running: bool | None = None, product: str | None = None
+    session: Session,
+    principal: Principal,
+    *,
+    running: bool | None = None,
+    product: str | None = None,
+    page: Page | None = None,
 ) -> list[dict[str, Any]]:
     """A buyer's own runs, a seller's products' runs, every run for an operator; newest first."""
     statement = (
@@ -189,8 +197,9 @@ def visible_runs(
         .join(Subscription, Subscription.id == InstanceRun.subscription_id)
         .join(Product, Product.id == Subscription.product_id)
         .join(Buyer, Buyer.id == Subscription.buyer_id)
-        .order_by(InstanceRun.started_at.desc(), InstanceRun.id.desc())
     )
+    order = [InstanceRun.started_at, InstanceRun.id]
+    statement = statement.order_by(*(c.desc() for c in order))
     if principal.role is Role.BUYER:
         statement = statement.where(Subscription.buyer_id == principal.id)
     elif principal.role is Role.SELLER:
@@ -201,10 +210,12 @@ def visible_runs(
         )
     if product:
         statement = statement.where(Product.code == product)
-    return [
-        run_view(run, subscription, product_, buyer)
-        for run, subscription, product_, buyer in session.execute(statement)
-    ]
+    rows = (
+        page.rows(session, statement, order, lambda r: (r[0].started_at, r[0].id), newest_first=True)
+        if page
+        else session.execute(statement)
+    )
+    return [run_view(run, subscription, product_, buyer) for run, subscription, product_, buyer in rows]
 
 
 def run_view(run: InstanceRun, subscription: Subscription, product: Product, buyer: Buyer) -> dict[str, Any]:
@@ -232,15 +243,18 @@ def describe_run(session: Session, run: InstanceRun) -> dict[str, Any]:
     return run_view(run, subscription, product, session.get_one(Buyer, subscription.buyer_id))
 
 
-def visible_scrapes(session: Session, principal: Principal, *, state: str | None = None) -> list[dict[str, Any]]:
+def visible_scrapes(
+    session: Session, principal: Principal, *, state: str | None = None, page: Page | None = None
+) -> list[dict[str, Any]]:
     """Scrapes of a seller's products (every scrape for an operator), failed ones with their errors."""
     statement = (
         select(MetricScrape, InstanceRun, Product)
         .join(InstanceRun, InstanceRun.id == MetricScrape.run_id)
         .join(Subscription, Subscription.id == InstanceRun.subscription_id)
         .join(Product, Product.id == Subscription.product_id)
-        .order_by(MetricScrape.hour.desc(), MetricScrape.id.desc())
     )
+    order = [MetricScrape.hour, MetricScrape.id]
+    statement = statement.order_by(*(c.desc() for c in order))
     if principal.role is Role.SELLER:
         statement = statement.where(Product.seller_id == principal.id)
     if state:
@@ -258,7 +272,11 @@ def visible_scrapes(session: Session, principal: Principal, *, state: str | None
             "attempts": row.attempts,
             "error": row.error,
         }
-        for row, run, product in session.execute(statement)
+        for row, run, product in (
+            page.rows(session, statement, order, lambda r: (r[0].hour, r[0].id), newest_first=True)
+            if page
+            else session.execute(statement)
+        )
     ]
 
 

@@ -18,6 +18,7 @@ from agora.deps import Uow
 from agora.errors import NotFound
 from agora.models import Offer, Product, Role
 from agora.offers import service
+from agora.paging import Page, Paging
 from agora.pricing.schema import Price, PricingDocument
 
 router = APIRouter(prefix="/api/v1/offers", tags=["offers"])
@@ -68,14 +69,16 @@ def create_offer(body: OfferIn, session: Uow, principal: Principal = Depends(sel
 
 
 @router.get("")
-def list_offers(session: Uow, principal: Principal = Depends(anyone)) -> list[dict[str, Any]]:
+def list_offers(
+    session: Uow, principal: Principal = Depends(anyone), page: Page = Depends(Paging)
+) -> list[dict[str, Any]]:
     """A seller's offers, the offers extended to a buyer, or (operators) all."""
-    query = select(Offer).order_by(Offer.id)
+    query = select(Offer)
     if principal.role is Role.SELLER:
         query = query.join(Product, Product.id == Offer.product_id).where(Product.seller_id == principal.id)
     elif principal.role is Role.BUYER:
         query = query.where(Offer.buyer_id == principal.id, Offer.state != "draft")
-    return [service.out(session, o) for o in session.scalars(query)]
+    return [service.out(session, o) for o in page.scalars(session, query, [Offer.id])]
 
 
 @router.get("/{public_id}")

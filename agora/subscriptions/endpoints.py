@@ -10,6 +10,7 @@ from agora.auth import ANY_ROLE, Principal, require
 from agora.deps import Uow
 from agora.models import AnnualPurchase, Buyer, Contract, ContractCharge, Product, Role, Subscription
 from agora.money import format_amount
+from agora.paging import Page, Paging
 from agora.subscriptions import annual, contracts, service
 
 router = APIRouter(prefix="/api/v1", tags=["subscriptions"])
@@ -67,9 +68,11 @@ def subscribe(body: SubscribeIn, session: Uow, principal: Principal = Depends(bu
 
 
 @router.get("/subscriptions")
-def list_subscriptions(session: Uow, principal: Principal = Depends(anyone)) -> list[dict[str, Any]]:
+def list_subscriptions(
+    session: Uow, principal: Principal = Depends(anyone), page: Page = Depends(Paging)
+) -> list[dict[str, Any]]:
     """A buyer's own subscriptions, a seller's subscribers, or (operators) all."""
-    return [subscription_out(session, s) for s in service.list_for(session, principal)]
+    return [subscription_out(session, s) for s in page.scalars(session, service.listing(principal), [Subscription.id])]
 
 
 @router.get("/subscriptions/{subscription_id}")
@@ -152,11 +155,14 @@ def list_entitlements(
     product: str | None = None,
     customer_identifier: str | None = None,
     dimension: str | None = None,
+    page: Page = Depends(Paging),
 ) -> list[dict[str, Any]]:
     """SUB-07: what each customer is entitled to (a seller sees its products', a buyer its own)."""
-    return contracts.query(
-        session, principal, product_code=product, customer_identifier=customer_identifier, dimension=dimension
+    statement = contracts.entitlements(
+        principal, product_code=product, customer_identifier=customer_identifier, dimension=dimension
     )
+    rows = page.rows(session, statement, contracts.ENTITLEMENT_ORDER, contracts.entitlement_key)
+    return [contracts.entitlement_out(row) for row in rows]
 
 
 @router.get("/licenses/{license_key}")
@@ -189,11 +195,12 @@ def buy_annual(
 
 
 @router.get("/subscriptions/{subscription_id}/annual")
-def list_annual(subscription_id: int, session: Uow, principal: Principal = Depends(anyone)) -> list[dict[str, Any]]:
+def list_annual(
+    subscription_id: int, session: Uow, principal: Principal = Depends(anyone), page: Page = Depends(Paging)
+) -> list[dict[str, Any]]:
     subscription = service.visible(session, principal, subscription_id)
-    rows = session.scalars(
-        select(AnnualPurchase).where(AnnualPurchase.subscription_id == subscription.id).order_by(AnnualPurchase.id)
-    )
+    query = select(AnnualPurchase).where(AnnualPurchase.subscription_id == subscription.id)
+    rows = page.scalars(session, query, [AnnualPurchase.id])
     return [annual.purchase_out(p) for p in rows]
 
 
