@@ -11,10 +11,50 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from agora import audit
-from agora.db import Database
+from agora.app import create_app
+from agora.db import Database, open_database
 from agora.models import Product
 from tests.factories.catalog import create_listing
 from tests.factories.identities import Cast, add_cast, add_seller
+
+# Lists that do not page, and why.
+UNPAGED = {
+    "/api/v1/keys": "an account's own credentials, which only that account creates, one per request",
+    "/api/v1/reviews": "a work queue, oldest first, emptied by the reviewers (two lists in one object)",
+}
+
+
+def _openapi() -> dict[str, Any]:
+    return create_app(open_database("sqlite://")).openapi()
+
+
+def _is_list(path: str, operation: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    """An array, or (for a collection path) an object that holds one, such as `{"invoices": [...]}`."""
+    body = operation["responses"]["200"]["content"].get("application/json", {}).get("schema", {})
+    if "$ref" in body:
+        body = schemas[body["$ref"].rsplit("/", 1)[1]]
+    if body.get("type") == "array":
+        return True
+    return "{" not in path and any(p.get("type") == "array" for p in body.get("properties", {}).values())
+
+
+def test_every_list_takes_limit_and_after_and_documents_the_link_header() -> None:
+    document = _openapi()
+    lists = [
+        path
+        for path, operations in document["paths"].items()
+        if "get" in operations and _is_list(path, operations["get"], document["components"]["schemas"])
+    ]
+    assert {"/api/v1/subscriptions", "/api/v1/invoices", "/api/v1/usage", "/api/v1/audit"} <= set(lists)
+    for path in lists:
+        if path in UNPAGED:
+            continue
+        operation = document["paths"][path]["get"]
+        names = {p["name"] for p in operation["parameters"]}
+        assert {"limit"} <= names and names & {"after", "offset"}, path
+        limit = next(p for p in operation["parameters"] if p["name"] == "limit")["schema"]
+        assert limit["minimum"] == 1 and limit["maximum"] <= 10_000, path
+        assert "Link" in operation["responses"]["200"]["headers"], path
 
 
 def _walk(client: TestClient, url: str, headers: dict[str, str], **params: Any) -> list[Any]:

@@ -73,6 +73,65 @@ class BillLinesIn(BaseModel):
     lines: list[BillLineIn] = Field(min_length=1, max_length=1000)
 
 
+class RunOut(BaseModel):
+    id: int
+    instance_id: str
+    kind: str
+    product: str
+    buyer: str
+    customer_identifier: str
+    instance_type: str
+    instances: int
+    region: str
+    state: str = Field(description="running or stopped")
+    started_at: str
+    stopped_at: str | None
+    metered_through: str
+    metrics_url: str | None
+
+
+class RunsOut(BaseModel):
+    instances: list[RunOut]
+
+
+class MlJobOut(BaseModel):
+    job_id: str | None
+    status: str
+    metering_record_id: str | None
+    dimension: str
+    quantity: int
+    timestamp: str
+
+
+class ScrapeOut(BaseModel):
+    id: int
+    product: str
+    instance_id: str
+    run_id: int
+    item: str
+    hour: str
+    state: str
+    value: str | None = Field(description="the counter's value at the scrape, exact")
+    attempts: int
+    error: str | None
+
+
+class ScrapesOut(BaseModel):
+    scrapes: list[ScrapeOut]
+
+
+class LineResultOut(BaseModel):
+    index: int
+    status: str
+    metering_record_id: str | None
+    error: str | None
+    detail: str | None
+
+
+class BillLinesOut(BaseModel):
+    results: list[LineResultOut]
+
+
 def _subscription(session: Session, principal: Principal, product: str, buyer: str | None) -> Subscription:
     """The subscription a run or job is for: the calling buyer's own, or the buyer an operator names."""
     if principal.role is Role.BUYER:
@@ -89,7 +148,7 @@ def _subscription(session: Session, principal: Principal, product: str, buyer: s
     return platform.active_subscription(session, buyer_id, product, clock.now())
 
 
-@router.post("/instances", status_code=201)
+@router.post("/instances", status_code=201, response_model=RunOut)
 def start(body: RunIn, session: Uow, principal: Principal = Depends(runner)) -> dict[str, Any]:
     """Start metering an instance, ML endpoint or managed-service instance (MTR-06)."""
     subscription = _subscription(session, principal, body.product, body.buyer)
@@ -106,7 +165,7 @@ def start(body: RunIn, session: Uow, principal: Principal = Depends(runner)) -> 
     return describe_run(session, run)
 
 
-@router.post("/instances/{instance_id}/stop")
+@router.post("/instances/{instance_id}/stop", response_model=RunOut)
 def stop(instance_id: str, session: Uow, principal: Principal = Depends(runner)) -> dict[str, Any]:
     """Stop a running instance; the rest of its usage is written now. Another buyer's instance is 404."""
     buyer_id = principal.id if principal.role is Role.BUYER else None
@@ -114,7 +173,7 @@ def stop(instance_id: str, session: Uow, principal: Principal = Depends(runner))
     return describe_run(session, run)
 
 
-@router.get("/instances")
+@router.get("/instances", response_model=RunsOut)
 def runs(
     session: Uow,
     principal: Principal = Depends(anyone),
@@ -126,7 +185,7 @@ def runs(
     return {"instances": visible_runs(session, principal, running=running, product=product, page=page)}
 
 
-@router.post("/ml/jobs", status_code=201)
+@router.post("/ml/jobs", status_code=201, response_model=MlJobOut)
 def ml_job(body: MlJobIn, session: Uow, principal: Principal = Depends(runner)) -> dict[str, Any]:
     """Record a training or batch-inference job: instances × seconds (PRC-12, MTR-06)."""
     now = clock.now()
@@ -147,7 +206,7 @@ def ml_job(body: MlJobIn, session: Uow, principal: Principal = Depends(runner)) 
     }
 
 
-@router.get("/metering/scrapes")
+@router.get("/metering/scrapes", response_model=ScrapesOut)
 def scrapes(
     session: Uow,
     principal: Principal = Depends(watcher),
@@ -158,7 +217,7 @@ def scrapes(
     return {"scrapes": visible_scrapes(session, principal, state=state, page=page)}
 
 
-@router.post("/metering/bill-lines")
+@router.post("/metering/bill-lines", response_model=BillLinesOut)
 def bill_lines(body: BillLinesIn, session: Uow, principal: Principal = Depends(operator)) -> dict[str, Any]:
     """Pass infrastructure bill lines through as usage of the products' `bill` items (PRC-14)."""
     lines = [
