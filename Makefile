@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest clean
+.PHONY: run test lint typecheck pytest fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The long fuzzing run: schemathesis with AGORA_FUZZ_EXAMPLES cases per operation and role (125: over
+# 10,000 per role), plus its coverage phase. `make test` runs the same test with a few cases each.
+AGORA_FUZZ_EXAMPLES ?= 125
+fuzz: $(STAMP)
+	AGORA_FUZZ_EXAMPLES=$(AGORA_FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider tests/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

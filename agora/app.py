@@ -27,6 +27,7 @@ from agora.identities.endpoints import router as identities_router
 from agora.metering.endpoints import router as metering_router
 from agora.metering.platform_endpoints import router as platform_metering_router
 from agora.offers.endpoints import router as offers_router
+from agora.openapi import install as install_openapi
 from agora.pricing.endpoints import router as pricing_router
 from agora.subscriptions.endpoints import router as subscriptions_router
 from agora.web.endpoints import router as web_router
@@ -115,6 +116,7 @@ def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastA
     )
     app.state.db = db or open_database()
     install_handlers(app)
+    install_openapi(app)
 
     observability.install(app)  # /metrics, /readyz; its middleware runs inside RequestIdMiddleware
     app.add_middleware(RequestIdMiddleware)

@@ -14,6 +14,7 @@ from agora.auth import Principal, require
 from agora.deps import Uow
 from agora.errors import InvalidTransition, NotFound
 from agora.models import AuditEvent, Job, JobState, Notification, Role
+from agora.paging import MAX_ID, Page, Paging
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 operator_only = require(Role.OPERATOR)
@@ -47,10 +48,10 @@ def list_audit(
     request_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    before_id: int | None = Query(None, description="page backwards: events older than this id"),
-    limit: int = Query(100, ge=1, le=1000),
+    before_id: int | None = Query(None, ge=0, le=MAX_ID, description="events older than this id (same as `after`)"),
+    page: Page = Depends(Paging),
 ) -> AuditPage:
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit + 1)
+    query = select(AuditEvent)
     if actor:
         query = query.where(AuditEvent.actor == actor)
     if action:
@@ -67,14 +68,12 @@ def list_audit(
         query = query.where(AuditEvent.at >= clock.ensure_utc(since))
     if until:
         query = query.where(AuditEvent.at < clock.ensure_utc(until))
-    if before_id:
+    if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
-    rows = list(session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows = page.scalars(session, query, [AuditEvent.id], newest_first=True)
     return AuditPage(
         events=[AuditEventOut.model_validate(r, from_attributes=True) for r in rows],
-        next_before_id=rows[-1].id if more else None,
+        next_before_id=page.next_after,
     )
 
 
@@ -109,15 +108,16 @@ def list_notifications(
     _: Principal = Depends(operator_only),
     to: str | None = None,
     kind: str | None = None,
-    limit: int = Query(100, ge=1, le=1000),
+    page: Page = Depends(Paging),
 ) -> list[NotificationOut]:
     """The outbox: every message the marketplace sent or will send, newest first."""
-    query = select(Notification).order_by(Notification.id.desc()).limit(limit)
+    query = select(Notification)
     if to:
         query = query.where(Notification.to == to)
     if kind:
         query = query.where(Notification.kind == kind)
-    return [NotificationOut.model_validate(n, from_attributes=True) for n in session.scalars(query)]
+    rows = page.scalars(session, query, [Notification.id], newest_first=True)
+    return [NotificationOut.model_validate(n, from_attributes=True) for n in rows]
 
 
 @router.get("/jobs", response_model=list[JobOut])
@@ -126,14 +126,15 @@ def list_jobs(
     _: Principal = Depends(operator_only),
     state: JobState | None = None,
     name: str | None = None,
-    limit: int = Query(100, ge=1, le=1000),
+    page: Page = Depends(Paging),
 ) -> list[JobOut]:
-    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    query = select(Job)
     if state:
         query = query.where(Job.state == state.value)
     if name:
         query = query.where(Job.name == name)
-    return [JobOut.model_validate(j, from_attributes=True) for j in session.scalars(query)]
+    rows = page.scalars(session, query, [Job.id], newest_first=True)
+    return [JobOut.model_validate(j, from_attributes=True) for j in rows]
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobOut)

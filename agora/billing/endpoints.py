@@ -17,6 +17,7 @@ from agora.billing import metering_errors, payouts, pdf, refunds, service
 from agora.deps import Uow
 from agora.errors import Invalid, NotFound
 from agora.models import Disbursement, Invoice, InvoiceLine, Role
+from agora.paging import Page, Paging
 from agora.pricing.schema import Price
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
@@ -47,6 +48,7 @@ def invoices(
     principal: Principal = Depends(anyone),
     period: str | None = Query(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$"),
     format: str = Query("json", pattern="^(json|csv)$"),
+    page: Page = Depends(Paging),
 ) -> dict[str, Any] | Response:
     """The caller's invoices (BIL-01). A seller sees the invoices that bill its products, with only those
     lines; `format=csv` gives one row per line, its last column whether the line is a software or an
@@ -54,7 +56,8 @@ def invoices(
     query = _visible(principal)
     if period:
         query = query.where(Invoice.period == period)
-    found = [_json(session, principal, invoice) for invoice in session.scalars(query)]
+    rows = page.scalars(session, query, [Invoice.period, Invoice.id], key=lambda r: (r[0].period, r[0].id))
+    found = [_json(session, principal, invoice) for invoice in rows]
     if format == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -66,7 +69,9 @@ def invoices(
                                  line["charge"], line["instance_type"] or "", line["dimension"] or "",
                                  line["quantity"], line["unit_price"], line["amount"], line["explain"],
                                  line["category"]])  # fmt: skip
-        return Response(out.getvalue(), media_type="text/csv")
+        exported = Response(out.getvalue(), media_type="text/csv")
+        page.link(page.next_after, exported)
+        return exported
     return {"invoices": found}
 
 
@@ -96,14 +101,17 @@ def disbursements(
     session: Uow,
     principal: Principal = Depends(seller_or_operator),
     period: str | None = Query(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$"),
+    page: Page = Depends(Paging),
 ) -> dict[str, Any]:
     """Monthly payouts (BIL-05) with the statement of every invoice line each covers: a seller its own."""
-    query = select(Disbursement).order_by(Disbursement.period, Disbursement.seller_id)
+    query = select(Disbursement)
     if principal.role is Role.SELLER:
         query = query.where(Disbursement.seller_id == principal.id)
     if period:
         query = query.where(Disbursement.period == period)
-    return {"disbursements": [payouts.statement(session, d) for d in session.scalars(query)]}
+    order = [Disbursement.period, Disbursement.seller_id, Disbursement.id]
+    rows = page.scalars(session, query, order, key=lambda r: (r[0].period, r[0].seller_id, r[0].id))
+    return {"disbursements": [payouts.statement(session, d) for d in rows]}
 
 
 @router.get("/reports/{period}")

@@ -18,6 +18,7 @@ from agora.catalog.views import STEPS, asset_out, catalog_page, product_out, que
 from agora.deps import Uow
 from agora.errors import Invalid, NotFound
 from agora.models import ChangeRequest, Product, ProductAsset, Role
+from agora.paging import Page, Paging
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 seller_only = require(Role.SELLER)
@@ -38,15 +39,16 @@ def create_product(data: ProductCreate, session: Uow, principal: Principal = Dep
 
 @router.get("/products")
 def list_products(
-    session: Uow, principal: Principal = Depends(manager), state: str | None = None
+    session: Uow, principal: Principal = Depends(manager), state: str | None = None, page: Page = Depends(Paging)
 ) -> list[dict[str, Any]]:
-    """The caller's own products (a seller), or every product (an operator)."""
-    query = select(Product).order_by(Product.code)
+    """The caller's own products (a seller), or every product (an operator), by code."""
+    query = select(Product)
     if principal.role is Role.SELLER:
         query = query.where(Product.seller_id == principal.id)
     if state:
         query = query.where(Product.state == state)
-    return [product_out(session, p, brief=True) for p in session.scalars(query)]
+    rows = page.scalars(session, query, [Product.code, Product.id], key=lambda r: (r[0].code, r[0].id))
+    return [product_out(session, p, brief=True) for p in rows]
 
 
 @router.get("/products/{code}")
@@ -210,6 +212,7 @@ def _change_out(request: ChangeRequest) -> dict[str, Any]:
 def catalog_search(
     session: Uow,
     request: Request,
+    response: Response,
     who: Principal | None = Depends(viewer),
     q: str = Query("", max_length=200),
     kind: str | None = None,
@@ -223,6 +226,9 @@ def catalog_search(
     """Public search over title, descriptions, highlights, tags and SEO keywords."""
     filters = search.Filters(kind, category, pricing_family, region, free_trial)
     products, total = search.search(session, q, filters, limit=limit, offset=offset)
+    if offset + limit < total and offset + limit <= 10_000:
+        # Ranked results page by offset (relevance has no keyset); announced the same way as every list.
+        response.headers["Link"] = f'<{request.url.include_query_params(offset=offset + limit)}>; rel="next"'
     return {
         "total": total,
         "limit": limit,

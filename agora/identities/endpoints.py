@@ -8,6 +8,7 @@ from agora.deps import Uow
 from agora.identities import service
 from agora.identities.schemas import AccessKeyOut, BuyerOut, Me, NewCredentialsOut, SellerOut
 from agora.models import Buyer, Role, Seller
+from agora.paging import Page, Paging
 
 router = APIRouter(prefix="/api/v1", tags=["identities"])
 
@@ -55,8 +56,11 @@ def _buyer_out(buyer: Buyer) -> BuyerOut:
 
 
 @router.get("/sellers", response_model=list[SellerOut])
-def list_sellers(session: Uow, _: Principal = Depends(require(Role.OPERATOR))) -> list[SellerOut]:
-    return [_seller_out(s) for s in session.scalars(select(Seller).order_by(Seller.handle))]
+def list_sellers(
+    session: Uow, _: Principal = Depends(require(Role.OPERATOR)), page: Page = Depends(Paging)
+) -> list[SellerOut]:
+    rows = page.scalars(session, select(Seller), [Seller.handle, Seller.id], key=lambda r: (r[0].handle, r[0].id))
+    return [_seller_out(s) for s in rows]
 
 
 @router.get("/sellers/{handle}", response_model=SellerOut)

@@ -21,6 +21,7 @@ from agora.metering import service
 from agora.metering import usage as usage_query
 from agora.metering.records import Allocation, Problem, Reading, Source, Status
 from agora.models import Role
+from agora.paging import Page, paging
 
 router = APIRouter(prefix="/api/v1", tags=["metering"])
 sender = require(Role.SELLER, Role.BUYER)
@@ -138,24 +139,27 @@ def usage(
     dimension: str | None = None,
     start: datetime | None = Query(None, description="from this hour (inclusive)"),
     end: datetime | None = Query(None, description="to this hour (exclusive)"),
-    after: int = Query(0, ge=0, description="the last `id` of the previous page"),
-    limit: int = Query(1000, ge=1, le=10000),
     format: str = Query("json", pattern="^(json|csv)$"),
+    page: Page = Depends(paging(default=1000, maximum=10_000)),
 ) -> dict[str, Any] | Response:
     """Usage records the caller may see: a seller its products', a buyer its own. `format=csv` exports."""
     for name, value in (("start", start), ("end", end)):
         if value is not None and value.tzinfo is None:
             raise Invalid.at(name, "give a time zone (e.g. 2026-03-01T00:00:00Z)")
-    where = usage_query.UsageFilter(product, customer, dimension, start, end, after, limit)
+    where = usage_query.UsageFilter(product, customer, dimension, start, end, page.after or 0, page.limit)
     records = usage_query.query(session, principal, where)
+    next_after = records[-1]["id"] if len(records) == page.limit else None
     if format == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(records)
-        return Response(
+        exported = Response(
             out.getvalue(),
             media_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
         )
-    return {"records": records, "next_after": records[-1]["id"] if len(records) == limit else None}
+        page.link(next_after, exported)
+        return exported
+    page.link(next_after)
+    return {"records": records, "next_after": next_after}

@@ -18,6 +18,7 @@ from agora.errors import Invalid
 from agora.metering import platform
 from agora.metering.platform import BillLine, RunKind
 from agora.models import Buyer, InstanceRun, MetricScrape, Product, Role, Subscription
+from agora.paging import Page, Paging
 
 router = APIRouter(prefix="/api/v1", tags=["metering"])
 runner = require(Role.BUYER, Role.OPERATOR)
@@ -72,6 +73,65 @@ class BillLinesIn(BaseModel):
     lines: list[BillLineIn] = Field(min_length=1, max_length=1000)
 
 
+class RunOut(BaseModel):
+    id: int
+    instance_id: str
+    kind: str
+    product: str
+    buyer: str
+    customer_identifier: str
+    instance_type: str
+    instances: int
+    region: str
+    state: str = Field(description="running or stopped")
+    started_at: str
+    stopped_at: str | None
+    metered_through: str
+    metrics_url: str | None
+
+
+class RunsOut(BaseModel):
+    instances: list[RunOut]
+
+
+class MlJobOut(BaseModel):
+    job_id: str | None
+    status: str
+    metering_record_id: str | None
+    dimension: str
+    quantity: int
+    timestamp: str
+
+
+class ScrapeOut(BaseModel):
+    id: int
+    product: str
+    instance_id: str
+    run_id: int
+    item: str
+    hour: str
+    state: str
+    value: str | None = Field(description="the counter's value at the scrape, exact")
+    attempts: int
+    error: str | None
+
+
+class ScrapesOut(BaseModel):
+    scrapes: list[ScrapeOut]
+
+
+class LineResultOut(BaseModel):
+    index: int
+    status: str
+    metering_record_id: str | None
+    error: str | None
+    detail: str | None
+
+
+class BillLinesOut(BaseModel):
+    results: list[LineResultOut]
+
+
 def _subscription(session: Session, principal: Principal, product: str, buyer: str | None) -> Subscription:
     """The subscription a run or job is for: the calling buyer's own, or the buyer an operator names."""
     if principal.role is Role.BUYER:
@@ -88,7 +148,7 @@ def _subscription(session: Session, principal: Principal, product: str, buyer: s
     return platform.active_subscription(session, buyer_id, product, clock.now())
 
 
-@router.post("/instances", status_code=201)
+@router.post("/instances", status_code=201, response_model=RunOut)
 def start(body: RunIn, session: Uow, principal: Principal = Depends(runner)) -> dict[str, Any]:
     """Start metering an instance, ML endpoint or managed-service instance (MTR-06)."""
     subscription = _subscription(session, principal, body.product, body.buyer)
@@ -105,7 +165,7 @@ def start(body: RunIn, session: Uow, principal: Principal = Depends(runner)) -> 
     return describe_run(session, run)
 
 
-@router.post("/instances/{instance_id}/stop")
+@router.post("/instances/{instance_id}/stop", response_model=RunOut)
 def stop(instance_id: str, session: Uow, principal: Principal = Depends(runner)) -> dict[str, Any]:
     """Stop a running instance; the rest of its usage is written now. Another buyer's instance is 404."""
     buyer_id = principal.id if principal.role is Role.BUYER else None
@@ -113,18 +173,19 @@ def stop(instance_id: str, session: Uow, principal: Principal = Depends(runner))
     return describe_run(session, run)
 
 
-@router.get("/instances")
+@router.get("/instances", response_model=RunsOut)
 def runs(
     session: Uow,
     principal: Principal = Depends(anyone),
     running: bool | None = Query(None, description="only running (true) or stopped (false) runs"),
     product: str | None = None,
+    page: Page = Depends(Paging),
 ) -> dict[str, Any]:
-    """Runs the caller may see: a buyer its own, a seller its products', an operator all."""
-    return {"instances": visible_runs(session, principal, running=running, product=product)}
+    """Runs the caller may see: a buyer its own, a seller its products', an operator all; newest first."""
+    return {"instances": visible_runs(session, principal, running=running, product=product, page=page)}
 
 
-@router.post("/ml/jobs", status_code=201)
+@router.post("/ml/jobs", status_code=201, response_model=MlJobOut)
 def ml_job(body: MlJobIn, session: Uow, principal: Principal = Depends(runner)) -> dict[str, Any]:
     """Record a training or batch-inference job: instances × seconds (PRC-12, MTR-06)."""
     now = clock.now()
@@ -145,17 +206,18 @@ def ml_job(body: MlJobIn, session: Uow, principal: Principal = Depends(runner)) 
     }
 
 
-@router.get("/metering/scrapes")
+@router.get("/metering/scrapes", response_model=ScrapesOut)
 def scrapes(
     session: Uow,
     principal: Principal = Depends(watcher),
     state: Literal["ok", "failed"] | None = None,
+    page: Page = Depends(Paging),
 ) -> dict[str, Any]:
     """Prometheus scrapes of managed-service runs (a seller: its products'); failed ones carry their error."""
-    return {"scrapes": visible_scrapes(session, principal, state=state)}
+    return {"scrapes": visible_scrapes(session, principal, state=state, page=page)}
 
 
-@router.post("/metering/bill-lines")
+@router.post("/metering/bill-lines", response_model=BillLinesOut)
 def bill_lines(body: BillLinesIn, session: Uow, principal: Principal = Depends(operator)) -> dict[str, Any]:
     """Pass infrastructure bill lines through as usage of the products' `bill` items (PRC-14)."""
     lines = [
@@ -181,7 +243,12 @@ def bill_lines(body: BillLinesIn, session: Uow, principal: Principal = Depends(o
 
 
 def visible_runs(
-    session: Session, principal: Principal, *, running: bool | None = None, product: str | None = None
+    session: Session,
+    principal: Principal,
+    *,
+    running: bool | None = None,
+    product: str | None = None,
+    page: Page | None = None,
 ) -> list[dict[str, Any]]:
     """A buyer's own runs, a seller's products' runs, every run for an operator; newest first."""
     statement = (
@@ -189,8 +256,9 @@ def visible_runs(
         .join(Subscription, Subscription.id == InstanceRun.subscription_id)
         .join(Product, Product.id == Subscription.product_id)
         .join(Buyer, Buyer.id == Subscription.buyer_id)
-        .order_by(InstanceRun.started_at.desc(), InstanceRun.id.desc())
     )
+    order = [InstanceRun.started_at, InstanceRun.id]
+    statement = statement.order_by(*(c.desc() for c in order))
     if principal.role is Role.BUYER:
         statement = statement.where(Subscription.buyer_id == principal.id)
     elif principal.role is Role.SELLER:
@@ -201,10 +269,12 @@ def visible_runs(
         )
     if product:
         statement = statement.where(Product.code == product)
-    return [
-        run_view(run, subscription, product_, buyer)
-        for run, subscription, product_, buyer in session.execute(statement)
-    ]
+    rows = (
+        page.rows(session, statement, order, lambda r: (r[0].started_at, r[0].id), newest_first=True)
+        if page
+        else session.execute(statement)
+    )
+    return [run_view(run, subscription, product_, buyer) for run, subscription, product_, buyer in rows]
 
 
 def run_view(run: InstanceRun, subscription: Subscription, product: Product, buyer: Buyer) -> dict[str, Any]:
@@ -232,15 +302,18 @@ def describe_run(session: Session, run: InstanceRun) -> dict[str, Any]:
     return run_view(run, subscription, product, session.get_one(Buyer, subscription.buyer_id))
 
 
-def visible_scrapes(session: Session, principal: Principal, *, state: str | None = None) -> list[dict[str, Any]]:
+def visible_scrapes(
+    session: Session, principal: Principal, *, state: str | None = None, page: Page | None = None
+) -> list[dict[str, Any]]:
     """Scrapes of a seller's products (every scrape for an operator), failed ones with their errors."""
     statement = (
         select(MetricScrape, InstanceRun, Product)
         .join(InstanceRun, InstanceRun.id == MetricScrape.run_id)
         .join(Subscription, Subscription.id == InstanceRun.subscription_id)
         .join(Product, Product.id == Subscription.product_id)
-        .order_by(MetricScrape.hour.desc(), MetricScrape.id.desc())
     )
+    order = [MetricScrape.hour, MetricScrape.id]
+    statement = statement.order_by(*(c.desc() for c in order))
     if principal.role is Role.SELLER:
         statement = statement.where(Product.seller_id == principal.id)
     if state:
@@ -258,7 +331,11 @@ def visible_scrapes(session: Session, principal: Principal, *, state: str | None
             "attempts": row.attempts,
             "error": row.error,
         }
-        for row, run, product in session.execute(statement)
+        for row, run, product in (
+            page.rows(session, statement, order, lambda r: (r[0].hour, r[0].id), newest_first=True)
+            if page
+            else session.execute(statement)
+        )
     ]
 
 

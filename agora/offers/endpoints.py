@@ -18,6 +18,8 @@ from agora.deps import Uow
 from agora.errors import NotFound
 from agora.models import Offer, Product, Role
 from agora.offers import service
+from agora.offers.schemas import OfferOut
+from agora.paging import Page, Paging
 from agora.pricing.schema import Price, PricingDocument
 
 router = APIRouter(prefix="/api/v1/offers", tags=["offers"])
@@ -58,7 +60,7 @@ class AcceptIn(BaseModel):
     accept_eula: bool
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=OfferOut)
 def create_offer(body: OfferIn, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     data = body.model_dump(exclude={"pricing", "total", "schedule"})
     data["pricing"] = body.pricing
@@ -67,23 +69,25 @@ def create_offer(body: OfferIn, session: Uow, principal: Principal = Depends(sel
     return service.out(session, service.create(session, principal, data))
 
 
-@router.get("")
-def list_offers(session: Uow, principal: Principal = Depends(anyone)) -> list[dict[str, Any]]:
+@router.get("", response_model=list[OfferOut])
+def list_offers(
+    session: Uow, principal: Principal = Depends(anyone), page: Page = Depends(Paging)
+) -> list[dict[str, Any]]:
     """A seller's offers, the offers extended to a buyer, or (operators) all."""
-    query = select(Offer).order_by(Offer.id)
+    query = select(Offer)
     if principal.role is Role.SELLER:
         query = query.join(Product, Product.id == Offer.product_id).where(Product.seller_id == principal.id)
     elif principal.role is Role.BUYER:
         query = query.where(Offer.buyer_id == principal.id, Offer.state != "draft")
-    return [service.out(session, o) for o in session.scalars(query)]
+    return [service.out(session, o) for o in page.scalars(session, query, [Offer.id])]
 
 
-@router.get("/{public_id}")
+@router.get("/{public_id}", response_model=OfferOut)
 def get_offer(public_id: str, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
     return service.out(session, service.visible(session, principal, public_id))
 
 
-@router.post("/{public_id}/eula")
+@router.post("/{public_id}/eula", response_model=OfferOut)
 def upload_eula(
     public_id: str, session: Uow, file: Annotated[UploadFile, File()], principal: Principal = Depends(seller_only)
 ) -> dict[str, Any]:
@@ -104,16 +108,16 @@ def get_eula(public_id: str, session: Uow, principal: Principal = Depends(anyone
     return Response(data, media_type="application/pdf", headers={"Cache-Control": "private"})
 
 
-@router.post("/{public_id}/extend")
+@router.post("/{public_id}/extend", response_model=OfferOut)
 def extend(public_id: str, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     return service.out(session, service.extend(session, principal, public_id))
 
 
-@router.post("/{public_id}/cancel")
+@router.post("/{public_id}/cancel", response_model=OfferOut)
 def cancel(public_id: str, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     return service.out(session, service.cancel(session, principal, public_id))
 
 
-@router.post("/{public_id}/accept")
+@router.post("/{public_id}/accept", response_model=OfferOut)
 def accept(public_id: str, body: AcceptIn, session: Uow, principal: Principal = Depends(buyer_only)) -> dict[str, Any]:
     return service.out(session, service.accept(session, principal, public_id, accept_eula=body.accept_eula))

@@ -14,6 +14,7 @@ from agora.catalog.schemas import ProductKind
 from agora.deps import Uow
 from agora.errors import Invalid
 from agora.models import FeeRate, InfrastructurePrice, PriceVersion, PricingModelRequest, Product, Role
+from agora.paging import Page, Paging
 from agora.pricing import service
 from agora.pricing.rules import FAMILIES
 from agora.pricing.schema import Price, PricingDocument
@@ -47,10 +48,14 @@ def _version_out(v: PriceVersion) -> VersionOut:
 
 
 @router.get("/products/{code}/prices", response_model=list[VersionOut])
-def price_schedule(code: str, session: Uow, principal: Principal = Depends(manager)) -> list[VersionOut]:
+def price_schedule(
+    code: str, session: Uow, principal: Principal = Depends(manager), page: Page = Depends(Paging)
+) -> list[VersionOut]:
     """Every price version of the product with the dates it reaches new and existing subscribers."""
     product = catalog.get_managed(session, principal, code)
-    return [_version_out(v) for v in service.versions(session, product)]
+    query = select(PriceVersion).where(PriceVersion.product_id == product.id)
+    rows = page.scalars(session, query, [PriceVersion.number, PriceVersion.id], key=lambda r: (r[0].number, r[0].id))
+    return [_version_out(v) for v in rows]
 
 
 @router.put("/products/{code}/pricing", response_model=VersionOut, status_code=status.HTTP_201_CREATED)
@@ -100,16 +105,18 @@ def request_model_change(
 
 @router.get("/pricing-model-requests", response_model=list[RequestOut])
 def list_model_requests(
-    session: Uow, principal: Principal = Depends(manager), state: str | None = "pending"
+    session: Uow, principal: Principal = Depends(manager), state: str | None = "pending", page: Page = Depends(Paging)
 ) -> list[RequestOut]:
-    query = select(PricingModelRequest).order_by(PricingModelRequest.created_at)
+    query = select(PricingModelRequest)
     if state:
         query = query.where(PricingModelRequest.state == state)
     if principal.role is Role.SELLER:
         query = query.join(Product, Product.id == PricingModelRequest.product_id).where(
             Product.seller_id == principal.id
         )
-    return [_request_out(session, r) for r in session.scalars(query)]
+    order = [PricingModelRequest.created_at, PricingModelRequest.id]
+    rows = page.scalars(session, query, order, key=lambda r: (r[0].created_at, r[0].id))
+    return [_request_out(session, r) for r in rows]
 
 
 class Decision(BaseModel):
@@ -148,9 +155,10 @@ class FeeOut(BaseModel):
 
 
 @router.get("/fees", response_model=list[FeeOut])
-def list_fees(session: Uow, _: Principal = Depends(operator_only)) -> list[FeeOut]:
+def list_fees(session: Uow, _: Principal = Depends(operator_only), page: Page = Depends(Paging)) -> list[FeeOut]:
     """Listing fees by kind and pricing family (PRC-17: free, BYOL and open-source products pay none)."""
-    rows = session.scalars(select(FeeRate).order_by(FeeRate.kind, FeeRate.family))
+    order = [FeeRate.kind, FeeRate.family, FeeRate.id]
+    rows = page.scalars(session, select(FeeRate), order, key=lambda r: (r[0].kind, r[0].family, r[0].id))
     return [FeeOut(kind=r.kind, family=r.family, percent=r.percent) for r in rows]
 
 
@@ -176,8 +184,11 @@ class InfraOut(BaseModel):
 
 
 @router.get("/infrastructure-prices", response_model=list[InfraOut])
-def list_infrastructure(session: Uow, _: Principal = Depends(operator_only)) -> list[InfraOut]:
-    rows = session.scalars(select(InfrastructurePrice).order_by(InfrastructurePrice.instance_type))
+def list_infrastructure(
+    session: Uow, _: Principal = Depends(operator_only), page: Page = Depends(Paging)
+) -> list[InfraOut]:
+    order = [InfrastructurePrice.instance_type, InfrastructurePrice.id]
+    rows = page.scalars(session, select(InfrastructurePrice), order, key=lambda r: (r[0].instance_type, r[0].id))
     return [InfraOut(instance_type=r.instance_type, region=r.region, hourly=r.hourly) for r in rows]
 
 

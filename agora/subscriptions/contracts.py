@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
 from agora import audit, clock
@@ -200,16 +200,15 @@ def entitlements_of(session: Session, contract: Contract) -> dict[str, int]:
     return {e.dimension: e.quantity for e in rows}
 
 
-def query(
-    session: Session,
+def entitlements(
     principal: Principal,
     *,
     product_code: str | None = None,
     customer_identifier: str | None = None,
     dimension: str | None = None,
-) -> list[dict[str, Any]]:
-    """Entitlements the caller may see (a seller: its products'; a buyer: its own), unexpired, in a stable
-    order. `GetEntitlements` of the metering issue answers from this."""
+) -> Select[Entitlement, Contract, Subscription, Product, Buyer]:
+    """Entitlements the caller may see (a seller: its products'; a buyer: its own), unexpired; in
+    `ENTITLEMENT_ORDER`, read back from a row by `entitlement_key`."""
     statement = (
         select(Entitlement, Contract, Subscription, Product, Buyer)
         .join(Contract, Contract.id == Entitlement.contract_id)
@@ -217,7 +216,7 @@ def query(
         .join(Product, Product.id == Subscription.product_id)
         .join(Buyer, Buyer.id == Subscription.buyer_id)
         .where(Entitlement.expires_at > clock.now())
-        .order_by(Product.code, Subscription.customer_identifier, Entitlement.dimension)
+        .order_by(*ENTITLEMENT_ORDER)
     )
     if principal.role is Role.SELLER:
         statement = statement.where(Product.seller_id == principal.id)
@@ -229,18 +228,43 @@ def query(
         statement = statement.where(Subscription.customer_identifier == customer_identifier)
     if dimension:
         statement = statement.where(Entitlement.dimension == dimension)
-    return [
-        {
-            "product_code": product.code,
-            "dimension": entitlement.dimension,
-            "customer_identifier": subscription.customer_identifier,
-            "customer_account": buyer.account,
-            "value": entitlement.quantity,
-            "expiration_date": entitlement.expires_at.isoformat(),
-            "license": contract.license_key,
-        }
-        for entitlement, contract, subscription, product, buyer in session.execute(statement)
-    ]
+    return statement
+
+
+ENTITLEMENT_ORDER = (Product.code, Subscription.customer_identifier, Entitlement.dimension, Entitlement.id)
+
+
+def entitlement_key(row: Row[Entitlement, Contract, Subscription, Product, Buyer]) -> tuple[Any, ...]:
+    entitlement, _, subscription, product, _ = row
+    return (product.code, subscription.customer_identifier, entitlement.dimension, entitlement.id)
+
+
+def entitlement_out(row: Row[Entitlement, Contract, Subscription, Product, Buyer]) -> dict[str, Any]:
+    entitlement, contract, subscription, product, buyer = row
+    return {
+        "product_code": product.code,
+        "dimension": entitlement.dimension,
+        "customer_identifier": subscription.customer_identifier,
+        "customer_account": buyer.account,
+        "value": entitlement.quantity,
+        "expiration_date": entitlement.expires_at.isoformat(),
+        "license": contract.license_key,
+    }
+
+
+def query(
+    session: Session,
+    principal: Principal,
+    *,
+    product_code: str | None = None,
+    customer_identifier: str | None = None,
+    dimension: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every entitlement `entitlements` selects, in a stable order. `GetEntitlements` answers from this."""
+    statement = entitlements(
+        principal, product_code=product_code, customer_identifier=customer_identifier, dimension=dimension
+    )
+    return [entitlement_out(row) for row in session.execute(statement)]
 
 
 def check_license(session: Session, principal: Principal, license_key: str) -> dict[str, Any]:

@@ -10,7 +10,15 @@ from agora.auth import ANY_ROLE, Principal, require
 from agora.deps import Uow
 from agora.models import AnnualPurchase, Buyer, Contract, ContractCharge, Product, Role, Subscription
 from agora.money import format_amount
+from agora.paging import Page, Paging
 from agora.subscriptions import annual, contracts, service
+from agora.subscriptions.schemas import (
+    AnnualPurchaseOut,
+    ContractOut,
+    EntitlementOut,
+    LicenseOut,
+    SubscriptionOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["subscriptions"])
 anyone = require(*ANY_ROLE)
@@ -50,7 +58,12 @@ def subscription_out(session: Uow, subscription: Subscription) -> dict[str, Any]
     }
 
 
-@router.post("/subscriptions", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/subscriptions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SubscriptionOut,
+    response_model_exclude_unset=True,
+)
 def subscribe(body: SubscribeIn, session: Uow, principal: Principal = Depends(buyer_only)) -> dict[str, Any]:
     """Subscribe to a public product. SaaS products answer with the registration token and the redirect to
     the seller's fulfillment URL (SUB-06)."""
@@ -66,18 +79,22 @@ def subscribe(body: SubscribeIn, session: Uow, principal: Principal = Depends(bu
     return out
 
 
-@router.get("/subscriptions")
-def list_subscriptions(session: Uow, principal: Principal = Depends(anyone)) -> list[dict[str, Any]]:
+@router.get("/subscriptions", response_model=list[SubscriptionOut], response_model_exclude_unset=True)
+def list_subscriptions(
+    session: Uow, principal: Principal = Depends(anyone), page: Page = Depends(Paging)
+) -> list[dict[str, Any]]:
     """A buyer's own subscriptions, a seller's subscribers, or (operators) all."""
-    return [subscription_out(session, s) for s in service.list_for(session, principal)]
+    return [subscription_out(session, s) for s in page.scalars(session, service.listing(principal), [Subscription.id])]
 
 
-@router.get("/subscriptions/{subscription_id}")
+@router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut, response_model_exclude_unset=True)
 def get_subscription(subscription_id: int, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
     return subscription_out(session, service.visible(session, principal, subscription_id))
 
 
-@router.post("/subscriptions/{subscription_id}/cancel")
+@router.post(
+    "/subscriptions/{subscription_id}/cancel", response_model=SubscriptionOut, response_model_exclude_unset=True
+)
 def cancel(subscription_id: int, session: Uow, principal: Principal = Depends(buyer_only)) -> dict[str, Any]:
     return subscription_out(session, service.cancel(session, principal, subscription_id))
 
@@ -129,7 +146,9 @@ def contract_out(session: Uow, contract: Contract) -> dict[str, Any]:
     }
 
 
-@router.post("/subscriptions/{subscription_id}/contract", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/subscriptions/{subscription_id}/contract", status_code=status.HTTP_201_CREATED, response_model=ContractOut
+)
 def buy_contract(
     subscription_id: int, body: ContractIn, session: Uow, principal: Principal = Depends(buyer_only)
 ) -> dict[str, Any]:
@@ -138,28 +157,31 @@ def buy_contract(
     return contract_out(session, contract)
 
 
-@router.post("/subscriptions/{subscription_id}/contract/upgrade")
+@router.post("/subscriptions/{subscription_id}/contract/upgrade", response_model=ContractOut)
 def upgrade_contract(
     subscription_id: int, body: UpgradeIn, session: Uow, principal: Principal = Depends(buyer_only)
 ) -> dict[str, Any]:
     return contract_out(session, contracts.upgrade(session, principal, subscription_id, body.quantities))
 
 
-@router.get("/entitlements")
+@router.get("/entitlements", response_model=list[EntitlementOut])
 def list_entitlements(
     session: Uow,
     principal: Principal = Depends(anyone),
     product: str | None = None,
     customer_identifier: str | None = None,
     dimension: str | None = None,
+    page: Page = Depends(Paging),
 ) -> list[dict[str, Any]]:
     """SUB-07: what each customer is entitled to (a seller sees its products', a buyer its own)."""
-    return contracts.query(
-        session, principal, product_code=product, customer_identifier=customer_identifier, dimension=dimension
+    statement = contracts.entitlements(
+        principal, product_code=product, customer_identifier=customer_identifier, dimension=dimension
     )
+    rows = page.rows(session, statement, contracts.ENTITLEMENT_ORDER, contracts.entitlement_key)
+    return [contracts.entitlement_out(row) for row in rows]
 
 
-@router.get("/licenses/{license_key}")
+@router.get("/licenses/{license_key}", response_model=LicenseOut)
 def check_license(license_key: str, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
     """SUB-07: the license record the buyer's software checks."""
     return contracts.check_license(session, principal, license_key)
@@ -177,7 +199,9 @@ class AutoRenewIn(BaseModel):
     auto_renew: bool
 
 
-@router.post("/subscriptions/{subscription_id}/annual", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/subscriptions/{subscription_id}/annual", status_code=status.HTTP_201_CREATED, response_model=AnnualPurchaseOut
+)
 def buy_annual(
     subscription_id: int, body: AnnualIn, session: Uow, principal: Principal = Depends(buyer_only)
 ) -> dict[str, Any]:
@@ -188,16 +212,17 @@ def buy_annual(
     return annual.purchase_out(purchase)
 
 
-@router.get("/subscriptions/{subscription_id}/annual")
-def list_annual(subscription_id: int, session: Uow, principal: Principal = Depends(anyone)) -> list[dict[str, Any]]:
+@router.get("/subscriptions/{subscription_id}/annual", response_model=list[AnnualPurchaseOut])
+def list_annual(
+    subscription_id: int, session: Uow, principal: Principal = Depends(anyone), page: Page = Depends(Paging)
+) -> list[dict[str, Any]]:
     subscription = service.visible(session, principal, subscription_id)
-    rows = session.scalars(
-        select(AnnualPurchase).where(AnnualPurchase.subscription_id == subscription.id).order_by(AnnualPurchase.id)
-    )
+    query = select(AnnualPurchase).where(AnnualPurchase.subscription_id == subscription.id)
+    rows = page.scalars(session, query, [AnnualPurchase.id])
     return [annual.purchase_out(p) for p in rows]
 
 
-@router.post("/annual-purchases/{purchase_id}/auto-renew")
+@router.post("/annual-purchases/{purchase_id}/auto-renew", response_model=AnnualPurchaseOut)
 def set_auto_renew(
     purchase_id: int, body: AutoRenewIn, session: Uow, principal: Principal = Depends(buyer_only)
 ) -> dict[str, Any]:

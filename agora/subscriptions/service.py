@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -72,13 +72,14 @@ def _may_see(session: Session, principal: Principal, subscription: Subscription)
     return session.get_one(Product, subscription.product_id).seller_id == principal.id
 
 
-def list_for(session: Session, principal: Principal) -> list[Subscription]:
-    query = select(Subscription).order_by(Subscription.id)
+def listing(principal: Principal) -> Select[Subscription]:
+    """The subscriptions a caller may list: a buyer's own, a seller's subscribers, every one (operators)."""
+    query = select(Subscription)
     if principal.role is Role.BUYER:
         query = query.where(Subscription.buyer_id == principal.id)
     elif principal.role is Role.SELLER:
         query = query.join(Product, Product.id == Subscription.product_id).where(Product.seller_id == principal.id)
-    return list(session.scalars(query))
+    return query
 
 
 # --- subscribing -------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from agora.auth import Principal, require
 from agora.deps import Uow
 from agora.models import JobState, Product, Role, WebhookDelivery
+from agora.paging import Page, Paging
 from agora.webhooks import service
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -64,13 +65,13 @@ def _out(session: Session, delivery: WebhookDelivery) -> DeliveryOut:
 
 @router.get("/deliveries", response_model=list[DeliveryOut])
 def list_deliveries(
-    session: Uow, principal: Principal = Depends(manager), limit: int = Query(100, ge=1, le=1000)
+    session: Uow, principal: Principal = Depends(manager), page: Page = Depends(Paging)
 ) -> list[DeliveryOut]:
     """The delivery log: the seller's own deliveries (operators see all), newest first."""
-    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
+    query = select(WebhookDelivery)
     if principal.role is Role.SELLER:
         query = query.where(WebhookDelivery.seller_id == principal.id)
-    return [_out(session, d) for d in session.scalars(query)]
+    return [_out(session, d) for d in page.scalars(session, query, [WebhookDelivery.id], newest_first=True)]
 
 
 @router.post("/deliveries/{delivery_id}/replay", response_model=DeliveryOut)
