@@ -24,6 +24,7 @@ from agora.compat.endpoint import sdk_endpoint
 from agora.db import Database, open_database
 from agora.errors import install_handlers
 from agora.identities.endpoints import router as identities_router
+from agora.limits import BodyLimitMiddleware
 from agora.metering.endpoints import router as metering_router
 from agora.metering.platform_endpoints import router as platform_metering_router
 from agora.offers.endpoints import router as offers_router
@@ -116,6 +117,7 @@ def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastA
     app.state.db = db or open_database()
     install_handlers(app)
 
+    app.add_middleware(BodyLimitMiddleware)  # inside RequestIdMiddleware: its refusals carry a request id
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)

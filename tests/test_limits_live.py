@@ -1,0 +1,155 @@
+"""A real `agora serve` against hostile clients, over raw sockets: an anonymous 300 MB body is refused without
+the server's memory growing, and a client that sends half a body is answered and disconnected."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from agora.db import Database
+from tests.live import free_port
+
+MB = 1024 * 1024
+READ_TIMEOUT = 1  # seconds the server waits for more of a body (AGORA_BODY_READ_TIMEOUT)
+
+
+@contextmanager
+def _server(db_url: str, tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """`agora serve` in its own process; yields (port, pid)."""
+    port = free_port()
+    env = {**os.environ, "AGORA_DATABASE_URL": db_url, "AGORA_BODY_READ_TIMEOUT": str(READ_TIMEOUT)}
+    command = [sys.executable, "-m", "agora", "serve", "--no-worker", "--no-access-log", f"--port={port}"]
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                break
+        except OSError:
+            assert process.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+    try:
+        yield port, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _peak_memory_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM): what a body read whole would have pushed up."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+class _Reader(threading.Thread):
+    """Reads the server's answer while the client is still sending: a server that refuses and closes resets
+    the connection, and a reply not read before the reset would be lost."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(daemon=True)
+        self.sock = sock
+        self.data = b""
+        self.closed_at: float | None = None
+
+    def run(self) -> None:
+        try:
+            while chunk := self.sock.recv(65536):
+                self.data += chunk
+        except OSError:
+            pass
+        self.closed_at = time.monotonic()
+
+    @property
+    def status(self) -> int | None:
+        return int(self.data.split(b" ", 2)[1]) if self.data.startswith(b"HTTP/1.1 ") else None
+
+
+def _request(port: int, head: str, body: Iterator[bytes], *, wait: float = 10) -> tuple[_Reader, float]:
+    """Send `head` and then `body` chunk by chunk until the server stops taking it; returns the reader and
+    how many MB were sent."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    reader = _Reader(sock)
+    reader.start()
+    sent = 0
+    try:
+        sock.sendall(head.encode())
+        for chunk in body:
+            if reader.data:
+                break
+            sock.sendall(chunk)
+            sent += len(chunk)
+    except OSError:
+        pass  # the server closed the connection: what it answered is in the reader
+    reader.join(timeout=wait)
+    sock.close()
+    return reader, sent / MB
+
+
+def _raw(total: int, size: int = MB) -> Iterator[bytes]:
+    for _ in range(total // size):
+        yield b"x" * size
+
+
+def _chunked(total: int, size: int = MB) -> Iterator[bytes]:
+    for _ in range(total // size):
+        yield f"{size:x}\r\n".encode() + b"x" * size + b"\r\n"
+    yield b"0\r\n\r\n"
+
+
+@pytest.mark.slow
+def test_an_anonymous_300_mb_body_is_refused_without_the_server_growing(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    with _server(db_url, tmp_path) as (port, pid):
+        before = _peak_memory_mb(pid)
+        aws = "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AWSMPMeteringService.BatchMeterUsage\r\n"
+        reader, sent = _request(port, aws + f"Content-Length: {300 * MB}\r\n\r\n", _raw(300 * MB))
+        assert reader.status == 413, reader.data[:300]
+        assert b'"__type": "RequestEntityTooLargeException"' in reader.data
+        assert sent < 300, "the server took the whole body before answering"
+
+        reader, sent = _request(port, aws + "Transfer-Encoding: chunked\r\n\r\n", _chunked(300 * MB))
+        assert reader.status == 413, reader.data[:300]
+        assert sent < 300
+        growth = _peak_memory_mb(pid) - before
+    print(f"peak memory {before:.0f} MB before, +{growth:.1f} MB after two 300 MB bodies")
+    assert growth < 32, f"the server's peak memory grew by {growth:.0f} MB"
+
+
+@pytest.mark.slow
+def test_a_client_sending_half_a_body_is_answered_408_and_disconnected(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    with _server(db_url, tmp_path) as (port, _):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+        reader = _Reader(sock)
+        reader.start()
+        started = time.monotonic()
+        sock.sendall(
+            b"POST /api/v1/usage HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n" + b'{"records": [' + b" " * 87
+        )
+        reader.join(timeout=15)
+        sock.close()
+        assert reader.closed_at is not None, "the server kept the connection open"
+        assert reader.closed_at - started < READ_TIMEOUT + 5
+        assert reader.status == 408, reader.data[:300]
+        assert b"request_timeout" in reader.data
