@@ -1,5 +1,6 @@
 """A real `agora serve` against hostile clients, over raw sockets: an anonymous 300 MB body is refused without
-the server's memory growing, and a client that sends half a body is answered and disconnected."""
+the server's memory growing, an upload without a token is refused before its body is read, a large upload
+streams to disk, and a client that sends half a body is answered and disconnected."""
 
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from agora.db import Database
+from tests.catalog import files
+from tests.factories import catalog as f
+from tests.factories.identities import add_cast
 from tests.live import free_port
 
 MB = 1024 * 1024
@@ -131,6 +136,47 @@ def test_an_anonymous_300_mb_body_is_refused_without_the_server_growing(
         assert sent < 300
         growth = _peak_memory_mb(pid) - before
     print(f"peak memory {before:.0f} MB before, +{growth:.1f} MB after two 300 MB bodies")
+    assert growth < 32, f"the server's peak memory grew by {growth:.0f} MB"
+
+
+@pytest.mark.slow
+def test_an_upload_without_a_token_is_refused_before_its_body_is_read(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    with _server(db_url, tmp_path) as (port, _):
+        head = (
+            "POST /api/v1/products/acme-analytics/assets HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {150 * MB}\r\n\r\n"
+            '--b\r\nContent-Disposition: form-data; name="kind"\r\n\r\nvideo\r\n'
+            '--b\r\nContent-Disposition: form-data; name="file"; filename="v.mp4"\r\n\r\n'
+        )
+        started = time.monotonic()
+
+        def trickle() -> Iterator[bytes]:  # 64 KB, then a pause: a token check first answers meanwhile
+            yield b"\0" * 65536
+            time.sleep(3)
+            yield from _raw(150 * MB)
+
+        reader, sent = _request(port, head, trickle())
+        assert reader.status == 401, reader.data[:300]
+        assert b'"error": "unauthorized"' in reader.data.replace(b'":"', b'": "')
+        assert sent < 1, f"{sent:.0f} MB were sent before the answer"
+        assert time.monotonic() - started < 10
+
+
+@pytest.mark.slow
+def test_a_large_video_streams_to_disk_not_into_memory(db: Database, db_url: str, tmp_path: Path) -> None:
+    cast = add_cast(db)
+    video = files.MP4_HEADER + b"\0" * (96 * MB)
+    with _server(db_url, tmp_path) as (port, pid), httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        f.create_listing(client, cast.seller, "acme-analytics")  # type: ignore[arg-type]
+        before = _peak_memory_mb(pid)
+        status, body = f.upload(client, cast.seller, "acme-analytics", "video", video, "demo.mp4")  # type: ignore[arg-type]
+        assert status == 201, body
+        assert body["size"] == len(video)
+        growth = _peak_memory_mb(pid) - before
+    print(f"peak memory {before:.0f} MB before, +{growth:.1f} MB after a 96 MB upload")
     assert growth < 32, f"the server's peak memory grew by {growth:.0f} MB"
 
 

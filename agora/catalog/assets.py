@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
@@ -39,6 +39,9 @@ RULES: dict[AssetKind, AssetRule] = {
     AssetKind.EULA: AssetRule(10 * MB, "10 MB", 1, frozenset({"PDF"})),
 }
 
+MAX_BYTES = max(rule.max_bytes for rule in RULES.values())
+MAX_TEXT = max(RULES.values(), key=lambda rule: rule.max_bytes).limit_text
+
 CONTENT_TYPES = {
     "PNG": "image/png",
     "JPEG": "image/jpeg",
@@ -58,28 +61,31 @@ class TooMany(AgoraError):
     code = "too_many_assets"
 
 
-def _image_format(data: bytes) -> str | None:
+def _image_format(path: Path) -> str | None:
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(path) as image:
             image.verify()
             return image.format
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None
 
 
-def _is_pdf(data: bytes) -> bool:
-    if not data.startswith(b"%PDF-"):
-        return False
+def _is_pdf(path: Path) -> bool:
+    with path.open("rb") as handle:
+        if handle.read(5) != b"%PDF-":
+            return False
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
     try:
-        return len(PdfReader(io.BytesIO(data)).pages) > 0
+        return len(PdfReader(path).pages) > 0
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, IndexError):
         return False
 
 
-def _video_format(data: bytes) -> str | None:
+def _video_format(path: Path) -> str | None:
+    with path.open("rb") as handle:
+        data = handle.read(12)
     if len(data) >= 12 and data[4:8] == b"ftyp":
         return "MP4"
     if data.startswith(b"\x1a\x45\xdf\xa3"):
@@ -87,14 +93,14 @@ def _video_format(data: bytes) -> str | None:
     return None
 
 
-def detect(kind: AssetKind, data: bytes) -> str | None:
-    """The format the bytes really are, among those that matter for `kind`."""
+def detect(kind: AssetKind, path: Path) -> str | None:
+    """The format the file really is, among those that matter for `kind`."""
     wanted = RULES[kind].formats
     if wanted & {"PNG", "JPEG"}:
-        return _image_format(data)
+        return _image_format(path)
     if "PDF" in wanted:
-        return "PDF" if _is_pdf(data) else None
-    return _video_format(data)
+        return "PDF" if _is_pdf(path) else None
+    return _video_format(path)
 
 
 def check_size(kind: AssetKind, size: int) -> None:
@@ -103,11 +109,11 @@ def check_size(kind: AssetKind, size: int) -> None:
         raise TooLarge(f"file: a {kind.value} may be at most {rule.limit_text}; this one is larger [LST-03]")
 
 
-def check_content(kind: AssetKind, data: bytes, filename: str) -> str:
-    """Return the content type for valid bytes; refuse anything else, whatever its name says."""
-    check_size(kind, len(data))
+def check_content(kind: AssetKind, path: Path, filename: str) -> str:
+    """Return the content type for a valid file; refuse anything else, whatever its name says."""
+    check_size(kind, path.stat().st_size)
     rule = RULES[kind]
-    found = detect(kind, data)
+    found = detect(kind, path)
     if found not in rule.formats:
         expected = " or ".join(sorted(rule.formats))
         what = f"a {found} file" if found else "not a readable file of that type"

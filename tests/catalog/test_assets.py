@@ -318,3 +318,57 @@ def test_files_of_a_submitted_listing_do_not_change_under_review_LST_05(
     status, body = f.upload(client, cast.seller, CODE, "logo", files.png(color=(255, 0, 0)), "logo.png")
     assert status == 409, body
     assert _asset_rows(db) == rows
+
+
+def _multipart(parts: list[tuple[str, str | None, bytes]]) -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body with its parts in the given order: (field, filename or None, content)."""
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += b"--b0undary\r\nContent-Disposition: " + disposition.encode() + b"\r\n\r\n" + content + b"\r\n"
+    return body + b"--b0undary--\r\n", {"content-type": "multipart/form-data; boundary=b0undary"}
+
+
+def test_a_file_sent_before_its_kind_still_gets_that_kinds_limit_LST_03(
+    client: TestClient, db: Database, cast: Cast
+) -> None:
+    body, headers = _multipart(
+        [("file", "iso.jpg", files.padded(files.jpeg(), int(2.5 * MB))), ("kind", None, b"certification")]
+    )
+    response = client.post(f"/api/v1/products/{CODE}/assets", content=body, headers={**cast.seller.headers, **headers})
+    assert response.status_code == 413, response.text
+    assert "2 MB" in response.json()["detail"]
+    body, headers = _multipart([("file", "logo.png", files.png()), ("kind", None, b"logo")])
+    response = client.post(f"/api/v1/products/{CODE}/assets", content=body, headers={**cast.seller.headers, **headers})
+    assert response.status_code == 201, response.text
+    assert response.json()["kind"] == "logo"
+    assert len(_stored_files()) == 1
+
+
+@pytest.mark.parametrize(
+    ("parts", "field"),
+    [
+        ([("file", "logo.png", b"x")], "kind"),
+        ([("kind", None, b"banner"), ("file", "logo.png", b"x")], "kind"),
+        ([("kind", None, b"logo")], "file"),
+        ([("kind", None, b"logo"), ("file", "a.png", b"x"), ("file", "b.png", b"y")], "file"),
+        ([("kind", None, b"logo" * 1000), ("file", "a.png", b"x")], "kind"),
+    ],
+    ids=["no-kind", "unknown-kind", "no-file", "two-files", "long-kind"],
+)
+def test_a_malformed_upload_is_422_naming_the_field(
+    client: TestClient, db: Database, cast: Cast, parts: list[tuple[str, str | None, bytes]], field: str
+) -> None:
+    body, headers = _multipart(parts)
+    response = client.post(f"/api/v1/products/{CODE}/assets", content=body, headers={**cast.seller.headers, **headers})
+    assert response.status_code == 422, response.text
+    assert [p["loc"] for p in response.json()["problems"]] == [field]
+    assert _stored_files() == []
+
+
+def test_an_upload_that_is_not_multipart_is_422(client: TestClient, cast: Cast) -> None:
+    response = client.post(f"/api/v1/products/{CODE}/assets", json={"kind": "logo"}, headers=cast.seller.headers)
+    assert response.status_code == 422, response.text
+    assert "multipart/form-data" in response.json()["detail"]
+    response = client.post(f"/api/v1/products/{CODE}/assets", data={"kind": "logo"}, headers=cast.seller.headers)
+    assert response.status_code == 422, response.text
