@@ -123,7 +123,7 @@ def test_pdf_user_guide_is_accepted_and_a_new_one_replaces_it_LST_03(client: Tes
     status, first = f.upload(client, cast.seller, CODE, "user_guide", files.pdf(), "guide.pdf")
     assert status == 201, first
     assert first["content_type"] == "application/pdf"
-    status, second = f.upload(client, cast.seller, CODE, "user_guide", files.pdf() + b"% v2\n", "guide-v2.pdf")
+    status, second = f.upload(client, cast.seller, CODE, "user_guide", files.pdf(width=595), "guide-v2.pdf")
     assert status == 201, second
     assert _assets_of(client, cast, "user_guide") == [second]
 
@@ -231,7 +231,7 @@ def test_a_refused_upload_keeps_nothing_and_replaces_nothing_LST_03(
 ) -> None:
     # The product already has one file of every single-file kind, which a refused upload must not touch.
     f.add_required_files(client, cast.seller, CODE)
-    status, body = f.upload(client, cast.seller, CODE, "eula", files.pdf() + b"% eula\n", "eula.pdf")
+    status, body = f.upload(client, cast.seller, CODE, "eula", files.pdf(width=600), "eula.pdf")
     assert status == 201, body
     rows, stored = _asset_rows(db), _stored_files()
     assert len(stored) == 3
@@ -372,3 +372,57 @@ def test_an_upload_that_is_not_multipart_is_422(client: TestClient, cast: Cast) 
     assert "multipart/form-data" in response.json()["detail"]
     response = client.post(f"/api/v1/products/{CODE}/assets", data={"kind": "logo"}, headers=cast.seller.headers)
     assert response.status_code == 422, response.text
+
+
+HTML = b"<html><body><script>alert(document.cookie)</script></body></html>\n"
+
+
+@pytest.mark.parametrize(
+    ("kind", "width", "height", "bound"),
+    [
+        ("screenshot", 10_000, 10_000, "5120 × 5120"),
+        ("screenshot", 20_000, 20_000, "5120 × 5120"),  # past Pillow's own limit: DecompressionBombError
+        ("screenshot", 5121, 100, "5120 × 5120"),
+        ("logo", 2049, 2049, "2048 × 2048"),
+        ("certification", 100, 4097, "4096 × 4096"),
+    ],
+)
+def test_an_image_declaring_too_many_pixels_is_422_naming_the_file_LST_03(
+    client: TestClient, db: Database, cast: Cast, kind: str, width: int, height: int, bound: str
+) -> None:
+    bomb = files.png_declaring(width, height)
+    assert len(bomb) < 200
+    status, body = f.upload(client, cast.seller, CODE, kind, bomb, "bomb.png")
+    assert status == 422, body
+    assert body["problems"] == [{"loc": "file", "msg": body["detail"].removeprefix("file: ")}]
+    assert bound in body["detail"]
+    assert kind in body["detail"]
+    assert _asset_rows(db) == []
+    assert _stored_files() == []
+
+
+def test_images_at_their_kinds_bound_are_accepted_without_being_decoded_LST_03(client: TestClient, cast: Cast) -> None:
+    for kind, side in (("screenshot", 5120), ("logo", 2048), ("certification", 4096)):
+        status, body = f.upload(client, cast.seller, CODE, kind, files.png_declaring(side, side), f"{kind}.png")
+        assert status == 201, (kind, body)
+
+
+def test_a_png_with_data_after_its_iend_is_refused_LST_03(client: TestClient, db: Database, cast: Cast) -> None:
+    for kind in ("logo", "screenshot", "certification"):
+        status, body = f.upload(client, cast.seller, CODE, kind, files.png() + HTML, "logo.png")
+        assert status == 422, (kind, body)
+        assert "after its IEND" in body["detail"]
+    status, body = f.upload(client, cast.seller, CODE, "logo", files.png()[:-12], "logo.png")
+    assert status == 422, body
+    assert _asset_rows(db) == []
+    assert _stored_files() == []
+
+
+@pytest.mark.parametrize("tail", [HTML, b"%%EOF\n" + HTML, b"\n%" + HTML], ids=["html", "eof-then-html", "comment"])
+def test_a_pdf_with_data_after_its_end_is_refused_LST_03(client: TestClient, cast: Cast, tail: bytes) -> None:
+    for kind in ("user_guide", "eula"):
+        status, body = f.upload(client, cast.seller, CODE, kind, files.pdf() + tail, "guide.pdf")
+        assert status == 422, (kind, body)
+        assert "%%EOF" in body["detail"]
+    status, body = f.upload(client, cast.seller, CODE, "user_guide", files.pdf() + b"\r\n\0\0", "guide.pdf")
+    assert status == 201, body
