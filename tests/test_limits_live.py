@@ -168,7 +168,7 @@ def test_an_upload_without_a_token_is_refused_before_its_body_is_read(
 @pytest.mark.slow
 def test_a_large_video_streams_to_disk_not_into_memory(db: Database, db_url: str, tmp_path: Path) -> None:
     cast = add_cast(db)
-    video = files.MP4_HEADER + b"\0" * (96 * MB)
+    video = files.mp4(media=b"\0" * (96 * MB))
     with _server(db_url, tmp_path) as (port, pid), httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
         f.create_listing(client, cast.seller, "acme-analytics")  # type: ignore[arg-type]
         before = _peak_memory_mb(pid)

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
 
 from PIL import Image, UnidentifiedImageError
 
+from agora.catalog import containers
 from agora.errors import AgoraError, Invalid
 
 MB = 1024 * 1024
@@ -56,6 +58,24 @@ CONTENT_TYPES = {
     "MP4": "video/mp4",
     "WEBM": "video/webm",
 }
+
+
+# Every uploaded file is served with these: never sniffed as another type, never run as a page (a file that
+# is also HTML would otherwise run as the site), and named as a download. Images and videos display inline;
+# a PDF is a download, since browsers' PDF viewers do not run inside a sandboxed document.
+ASSET_CSP = "default-src 'none'; sandbox"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def served_headers(content_type: str, filename: str) -> dict[str, str]:
+    disposition = "attachment" if content_type == "application/pdf" else "inline"
+    plain = _SAFE_NAME.sub("_", filename).strip("._")[:100] or "file"
+    encoded = quote(filename[:255], safe="", errors="replace")
+    return {
+        "Content-Disposition": f"{disposition}; filename=\"{plain}\"; filename*=UTF-8''{encoded}",
+        "Content-Security-Policy": ASSET_CSP,
+        "X-Content-Type-Options": "nosniff",
+    }
 
 
 class TooLarge(AgoraError):
@@ -134,16 +154,6 @@ def _is_pdf(path: Path) -> bool:
         return False
 
 
-def _video_format(path: Path) -> str | None:
-    with path.open("rb") as handle:
-        data = handle.read(12)
-    if len(data) >= 12 and data[4:8] == b"ftyp":
-        return "MP4"
-    if data.startswith(b"\x1a\x45\xdf\xa3"):
-        return "WEBM"
-    return None
-
-
 def detect(kind: AssetKind, path: Path) -> str | None:
     """The format the file really is, among those that matter for `kind`."""
     wanted = RULES[kind].formats
@@ -151,7 +161,7 @@ def detect(kind: AssetKind, path: Path) -> str | None:
         return _image_format(kind, path)
     if "PDF" in wanted:
         return "PDF" if _is_pdf(path) else None
-    return _video_format(path)
+    return containers.video_format(path)
 
 
 def check_size(kind: AssetKind, size: int) -> None:
@@ -167,7 +177,7 @@ def check_content(kind: AssetKind, path: Path, filename: str) -> str:
     expected = " or ".join(sorted(rule.formats))
     try:
         found = detect(kind, path)
-    except Unreadable as exc:
+    except (Unreadable, containers.NotAContainer) as exc:
         raise Invalid.at(
             "file", f"a {kind.value} must be {expected}; {filename!r} is not a well-formed one: {exc} [LST-03]"
         ) from None

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, status
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -298,16 +298,16 @@ def get_asset(digest: str, session: Uow, who: Principal | None = Depends(viewer)
     )
     for asset, product in rows:
         if service.visible_to(product, who):
-            data = LocalAssetStorage().get(digest)
-            if data is None:
+            path = LocalAssetStorage().file(digest)
+            if path is None:
                 break
-            return Response(
-                data,
+            return FileResponse(
+                path,
                 media_type=asset.content_type,
                 headers={
                     # content-addressed, so never stale; but a draft's file must not sit in shared caches
                     "Cache-Control": f"{_audience(product)}, max-age=31536000, immutable",
-                    "X-Content-Type-Options": "nosniff",
+                    **asset_rules.served_headers(asset.content_type, asset.filename),
                 },
             )
     raise NotFound(f"no asset {digest}")

@@ -127,7 +127,8 @@ def get_eula(public_id: str, session: Uow, principal: Principal = Depends(anyone
     data = LocalAssetStorage().get(offer.eula_digest) if offer.eula_digest else None
     if data is None:
         raise NotFound(f"offer {public_id} uses the standard EULA")
-    return Response(data, media_type="application/pdf", headers={"Cache-Control": "private"})
+    headers = {"Cache-Control": "private", **assets.served_headers("application/pdf", f"eula-{public_id}.pdf")}
+    return Response(data, media_type="application/pdf", headers=headers)
 
 
 @router.post("/{public_id}/extend")

@@ -203,8 +203,7 @@ def test_video_is_mp4_or_webm_LST_02(client: TestClient, cast: Cast) -> None:
     status, body = f.upload(client, cast.seller, CODE, "video", files.mp4(), "demo.mp4")
     assert status == 201, body
     assert body["content_type"] == "video/mp4"
-    webm = files.padded(b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01", 2048)
-    status, body = f.upload(client, cast.seller, CODE, "video", webm, "demo.webm")
+    status, body = f.upload(client, cast.seller, CODE, "video", files.webm(), "demo.webm")
     assert status == 201, body
     assert body["content_type"] == "video/webm"
     assert len(_assets_of(client, cast, "video")) == 1
@@ -426,3 +425,74 @@ def test_a_pdf_with_data_after_its_end_is_refused_LST_03(client: TestClient, cas
         assert "%%EOF" in body["detail"]
     status, body = f.upload(client, cast.seller, CODE, "user_guide", files.pdf() + b"\r\n\0\0", "guide.pdf")
     assert status == 201, body
+
+
+def _mp4_with_handler(handler: bytes) -> bytes:
+    video = files.mp4()
+    at = video.index(b"vide")
+    return video[:at] + handler + video[at + 4 :]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\0\0\0\x18ftypisom\0\0\0\0isommp42" + HTML,  # four bytes of MP4, then a page
+        files.mp4() + HTML,
+        files.mp4()[:-10],
+        _mp4_with_handler(b"soun"),
+        files.mp4()[files.mp4().index(b"moov") - 4 :],  # no ftyp
+        files.webm() + HTML,
+        files.webm()[:-3],
+        files.webm().replace(b"webm", b"html"),
+        b"\x1a\x45\xdf\xa3" + HTML,
+    ],
+    ids=[
+        "ftyp-then-html",
+        "mp4-then-html",
+        "mp4-cut",
+        "mp4-audio-only",
+        "mp4-no-ftyp",
+        "webm-then-html",
+        "webm-cut",
+        "ebml-not-webm",
+        "ebml-then-html",
+    ],
+)
+def test_a_video_must_be_a_well_formed_container_with_a_video_track_LST_02(
+    client: TestClient, db: Database, cast: Cast, data: bytes
+) -> None:
+    status, body = f.upload(client, cast.seller, CODE, "video", data, "demo.mp4")
+    assert status == 422, body
+    assert body["problems"][0]["loc"] == "file"
+    assert "MP4 or WEBM" in body["detail"]
+    assert _asset_rows(db) == []
+    assert _stored_files() == []
+
+
+def test_every_asset_is_served_as_a_sandboxed_named_file_never_as_a_page(client: TestClient, cast: Cast) -> None:
+    uploads = [
+        ("logo", files.png(), "Acme logo <v2>.png", "inline", "image/png"),
+        ("screenshot", files.jpeg(), "écran.jpg", "inline", "image/jpeg"),
+        ("video", files.webm(), "demo.webm", "inline", "video/webm"),
+        ("user_guide", files.pdf(), 'guide"; x=".pdf', "attachment", "application/pdf"),
+    ]
+    for kind, data, filename, disposition, content_type in uploads:
+        status, body = f.upload(client, cast.seller, CODE, kind, data, filename)
+        assert status == 201, (kind, body)
+        served = client.get(body["url"], headers=cast.seller.headers)
+        assert served.status_code == 200
+        assert served.content == data
+        assert served.headers["content-type"].startswith(content_type)
+        assert served.headers["content-security-policy"] == "default-src 'none'; sandbox"
+        assert served.headers["x-content-type-options"] == "nosniff"
+        header = served.headers["content-disposition"]
+        assert header.startswith(f'{disposition}; filename="'), header
+        assert header.count('"') == 2, header  # the file's own name cannot break out of the quotes
+        assert "filename*=UTF-8''" in header
+    assert (
+        'filename="cran.jpg"'
+        in client.get(
+            _assets_of(client, cast, "screenshot")[0]["url"],
+            headers=cast.seller.headers,  # type: ignore[arg-type]
+        ).headers["content-disposition"]
+    )
