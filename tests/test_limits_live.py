@@ -32,7 +32,12 @@ READ_TIMEOUT = 1  # seconds the server waits for more of a body (AGORA_BODY_READ
 def _server(db_url: str, tmp_path: Path) -> Iterator[tuple[int, int]]:
     """`agora serve` in its own process; yields (port, pid)."""
     port = free_port()
-    env = {**os.environ, "AGORA_DATABASE_URL": db_url, "AGORA_BODY_READ_TIMEOUT": str(READ_TIMEOUT)}
+    env = {
+        **os.environ,
+        "AGORA_DATABASE_URL": db_url,
+        "AGORA_BODY_READ_TIMEOUT": str(READ_TIMEOUT),
+        "AGORA_HEADER_TIMEOUT": str(READ_TIMEOUT),
+    }
     command = [sys.executable, "-m", "agora", "serve", "--no-worker", "--no-access-log", f"--port={port}"]
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -199,3 +204,41 @@ def test_a_client_sending_half_a_body_is_answered_408_and_disconnected(
         assert reader.closed_at - started < READ_TIMEOUT + 5
         assert reader.status == 408, reader.data[:300]
         assert b"request_timeout" in reader.data
+
+
+@pytest.mark.slow
+def test_a_client_sending_half_its_headers_is_answered_408_and_disconnected(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    with _server(db_url, tmp_path) as (port, _):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+        reader = _Reader(sock)
+        reader.start()
+        started = time.monotonic()
+        sock.sendall(b"POST /api/v1/usage HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        reader.join(timeout=15)
+        sock.close()
+        assert reader.closed_at is not None, "the server kept the connection open"
+        assert reader.closed_at - started < READ_TIMEOUT + 5
+        assert reader.status == 408, reader.data[:300]
+
+        idle = socket.create_connection(("127.0.0.1", port), timeout=15)  # a connection that never says a word
+        started = time.monotonic()
+        assert idle.recv(100) == b""
+        assert time.monotonic() - started < READ_TIMEOUT + 5
+        idle.close()
+
+
+@pytest.mark.slow
+def test_headers_without_end_are_refused_at_64_kb(db: Database, db_url: str, tmp_path: Path) -> None:
+    with _server(db_url, tmp_path) as (port, pid):
+        before = _peak_memory_mb(pid)
+
+        def headers() -> Iterator[bytes]:
+            for n in range(100_000):
+                yield f"X-Filler-{n}: {'y' * 1000}\r\n".encode()
+
+        reader, sent = _request(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n", headers())
+        assert reader.status == 400, reader.data[:300]
+        assert sent < 1
+        assert _peak_memory_mb(pid) - before < 16
