@@ -3,6 +3,7 @@ front, counted as they stream, in the shape the caller speaks."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 from fastapi.testclient import TestClient
 
 from agora.db import Database
-from agora.limits import BODY_LIMIT, MB, UPLOAD_LIMIT, body_limit
+from agora.limits import BODY_LIMIT, MB, UPLOAD_LIMIT, BodyLimitMiddleware, body_limit
 from tests.factories.identities import add_cast
 
 AWS_METER = {"x-amz-target": "AWSMPMeteringService.BatchMeterUsage", "content-type": "application/x-amz-json-1.1"}
@@ -104,3 +105,34 @@ def test_uploads_have_the_largest_asset_kinds_limit_and_nothing_else_does() -> N
     ]
     for method, path in others:
         assert body_limit(scope(method, path)) == BODY_LIMIT, path
+
+
+def test_the_read_timeout_stops_at_the_end_of_the_body() -> None:
+    """Once the body is in, the app may wait as long as it likes for a disconnect (a streaming response
+    listens for one while it sends); only a body that stalls is timed out."""
+    asyncio.run(_wait_for_a_disconnect_after_the_body())
+
+
+async def _wait_for_a_disconnect_after_the_body() -> None:
+    messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+    sent: list[dict[str, object]] = []
+    waited: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(0.3)  # longer than the read timeout below
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        assert (await receive())["body"] == b"{}"  # type: ignore[operator]
+        waited.append(await receive())  # type: ignore[operator]
+
+    middleware = BodyLimitMiddleware(app, read_timeout=0.1)  # type: ignore[arg-type]
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", b"2")]}
+    await middleware(scope, receive, send)  # type: ignore[arg-type]
+    assert waited == [{"type": "http.disconnect"}]
+    assert sent == []
