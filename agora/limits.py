@@ -18,7 +18,8 @@ KB = 1024
 MB = 1024 * KB
 
 # The SDK door and every JSON or form route. The largest legitimate body is a native usage batch of 1,000
-# records with every field at its longest (`tests/test_limits.py` builds it: about 0.47 MB).
+# records with every field at its longest: 0.50 MB, 0.88 MB with two tagged allocations per record
+# (`tests/test_limits.py` builds it). Records with thousands of allocations come in smaller batches.
 BODY_LIMIT = 1 * MB
 # Uploads: the largest asset kind (a 200 MB video, LST-03) and room for the multipart framing. Each kind's
 # own limit is applied while the file streams to disk (`agora.catalog.uploads`).
