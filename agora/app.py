@@ -24,6 +24,7 @@ from agora.compat.endpoint import sdk_endpoint
 from agora.db import Database, open_database
 from agora.errors import install_handlers
 from agora.identities.endpoints import router as identities_router
+from agora.limits import BodyLimitMiddleware
 from agora.metering.endpoints import router as metering_router
 from agora.metering.platform_endpoints import router as platform_metering_router
 from agora.offers.endpoints import router as offers_router
@@ -118,6 +119,7 @@ def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastA
     install_handlers(app)
     install_openapi(app)
 
+    app.add_middleware(BodyLimitMiddleware)  # innermost: its refusals are counted and carry a request id
     observability.install(app)  # /metrics, /readyz; its middleware runs inside RequestIdMiddleware
     app.add_middleware(RequestIdMiddleware)
 

@@ -190,6 +190,10 @@ def serve(
         log_level="info",
         timeout_graceful_shutdown=graceful_timeout,
         **observability.server_options(port=port, workers=workers, access_log=access_log),
+        # httptools with a deadline and a size bound on request headers (uvicorn has neither); bodies are
+        # bounded in size and read time by agora.limits, idle keep-alive connections by uvicorn (5 s).
+        http="agora.http_protocol:BoundedHttpToolsProtocol",
+        timeout_keep_alive=5,
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from typing import Any
 
@@ -16,6 +14,7 @@ from agora.auth import ANY_ROLE, Principal, require
 from agora.billing import metering_errors, payouts, pdf, refunds, service
 from agora.deps import Uow
 from agora.errors import Invalid, NotFound
+from agora.exports import csv_response
 from agora.models import Disbursement, Invoice, InvoiceLine, Role
 from agora.paging import Page, Paging
 from agora.pricing.schema import Price
@@ -59,17 +58,28 @@ def invoices(
     rows = page.scalars(session, query, [Invoice.period, Invoice.id], key=lambda r: (r[0].period, r[0].id))
     found = [_json(session, principal, invoice) for invoice in rows]
     if format == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["invoice", "buyer", "period", "kind", "product", "charge", "instance_type", "dimension",
-                         "quantity", "unit_price", "amount", "explain", "category"])  # fmt: skip
-        for invoice in found:
-            for line in invoice["lines"]:
-                writer.writerow([invoice["id"], invoice["buyer"], invoice["period"], invoice["kind"], line["product"],
-                                 line["charge"], line["instance_type"] or "", line["dimension"] or "",
-                                 line["quantity"], line["unit_price"], line["amount"], line["explain"],
-                                 line["category"]])  # fmt: skip
-        exported = Response(out.getvalue(), media_type="text/csv")
+        header = ["invoice", "buyer", "period", "kind", "product", "charge", "instance_type", "dimension",
+                  "quantity", "unit_price", "amount", "explain", "category"]  # fmt: skip
+        lines = [
+            [
+                invoice["id"],
+                invoice["buyer"],
+                invoice["period"],
+                invoice["kind"],
+                line["product"],
+                line["charge"],
+                line["instance_type"] or "",
+                line["dimension"] or "",
+                line["quantity"],
+                line["unit_price"],
+                line["amount"],
+                line["explain"],
+                line["category"],
+            ]
+            for invoice in found
+            for line in invoice["lines"]
+        ]
+        exported = csv_response(header, lines)
         page.link(page.next_after, exported)
         return exported
     return {"invoices": found}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import datetime
 from functools import partial
@@ -17,6 +15,7 @@ from agora.auth import ANY_ROLE, Principal, require
 from agora.compat.endpoint import in_thread
 from agora.deps import Uow, get_db
 from agora.errors import Invalid
+from agora.exports import csv_response
 from agora.metering import service
 from agora.metering import usage as usage_query
 from agora.metering.records import Allocation, Problem, Reading, Source, Status
@@ -150,15 +149,7 @@ def usage(
     records = usage_query.query(session, principal, where)
     next_after = records[-1]["id"] if len(records) == page.limit else None
     if format == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        exported = Response(
-            out.getvalue(),
-            media_type="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
-        )
+        exported = csv_response(CSV_COLUMNS, records, "usage.csv")
         page.link(next_after, exported)
         return exported
     page.link(next_after)

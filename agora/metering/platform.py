@@ -23,6 +23,7 @@ period while runs are still running) and explains hourly lines with `runs_betwee
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ log = logging.getLogger("agora.metering.platform")
 HOUR = timedelta(hours=1)
 ML_USES = ("training", "batch_inference")  # jobs; real-time inference is an endpoint run
 MAX_INSTANCE_ID = 100  # leaves room for `#<run id>` in the 128-character resource
+# What instance ids look like (AWS `i-0abc…`, Alibaba `i-bp1…`, Kubernetes pod names, hostnames): the id is
+# shown in invoices, exports and pages, so it carries no spaces, quotes, markup or formula characters.
+INSTANCE_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_INSTANCE_ID}}}")
 MAX_SCRAPE_ATTEMPTS = 48  # at the one-hour backoff cap, about two days of retries
 TICK = "metering.platform_tick"
 SCRAPE = "metering.scrape"
@@ -211,8 +215,10 @@ def start_run(
     if product.kind not in PRODUCT_KINDS[kind]:
         allowed = ", ".join(sorted(PRODUCT_KINDS[kind]))
         raise Invalid.at("kind", f"a {kind.value} run is for {allowed} products; {product.code} is {product.kind}")
-    if not instance_id or len(instance_id) > MAX_INSTANCE_ID or instance_id.strip() != instance_id:
-        raise Invalid.at("instance_id", f"must be 1 to {MAX_INSTANCE_ID} characters without surrounding spaces")
+    if not INSTANCE_ID.fullmatch(instance_id):
+        raise Invalid.at(
+            "instance_id", f"must be 1 to {MAX_INSTANCE_ID} characters of letters, digits and . _ : - (like i-0abc12)"
+        )
     if instances < 1 or (kind is RunKind.INSTANCE and instances != 1):
         message = "an instance run is one instance" if kind is RunKind.INSTANCE else "must be at least 1"
         raise Invalid.at("instances", message)

@@ -4,18 +4,20 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, UploadFile, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from agora.auth import ANY_ROLE, Principal, require
-from agora.catalog import assets
+from agora.catalog import assets, uploads
 from agora.catalog.assets import AssetKind
 from agora.catalog.storage import LocalAssetStorage
 from agora.clock import ensure_utc
-from agora.deps import Uow
-from agora.errors import NotFound
+from agora.db import Database
+from agora.deps import Uow, get_db
+from agora.errors import Invalid, NotFound
 from agora.models import Offer, Product, Role
 from agora.offers import service
 from agora.offers.schemas import OfferOut
@@ -87,16 +89,40 @@ def get_offer(public_id: str, session: Uow, principal: Principal = Depends(anyon
     return service.out(session, service.visible(session, principal, public_id))
 
 
-@router.post("/{public_id}/eula", response_model=OfferOut)
-def upload_eula(
-    public_id: str, session: Uow, file: Annotated[UploadFile, File()], principal: Principal = Depends(seller_only)
+@router.post("/{public_id}/eula", response_model=OfferOut, openapi_extra=uploads.openapi_body(kind=False))
+async def upload_eula(public_id: str, request: Request, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
+    """The offer's own EULA, a PDF (OFR-01), in the multipart field `file`. The caller's right to the offer
+    is checked before the body is read; the file streams to disk."""
+    db = get_db(request)
+    await run_in_threadpool(_check_visible, db, principal, public_id)
+    storage = LocalAssetStorage()
+    with storage.incoming() as incoming:
+        received = await uploads.receive(request, incoming, lambda _, size: assets.check_size(AssetKind.EULA, size))
+        return await run_in_threadpool(_store_eula, request, db, principal, public_id, received, storage)
+
+
+def _check_visible(db: Database, principal: Principal, public_id: str) -> None:
+    with db.reader() as session:
+        service.visible(session, principal, public_id)
+
+
+def _store_eula(
+    request: Request,
+    db: Database,
+    principal: Principal,
+    public_id: str,
+    received: uploads.Received,
+    storage: LocalAssetStorage,
 ) -> dict[str, Any]:
-    """The offer's own EULA, a PDF (OFR-01)."""
-    data = file.file.read(assets.RULES[AssetKind.EULA].max_bytes + 1)
-    assets.check_content(AssetKind.EULA, data, file.filename or "eula.pdf")
-    service.visible(session, principal, public_id)
-    digest = LocalAssetStorage().put(data)
-    return service.out(session, service.attach_eula(session, principal, public_id, digest))
+    if received.file is None:
+        raise Invalid.at("file", "give the EULA, a PDF, in the multipart field named file")
+    received.file.finish()
+    assets.check_content(AssetKind.EULA, received.file.path, received.filename or "eula.pdf")
+    with db.unit_of_work() as session:
+        session.info["request_id"] = getattr(request.state, "request_id", None)
+        service.visible(session, principal, public_id)
+        digest = storage.keep(received.file)
+        return service.out(session, service.attach_eula(session, principal, public_id, digest))
 
 
 @router.get("/{public_id}/eula")
@@ -105,7 +131,8 @@ def get_eula(public_id: str, session: Uow, principal: Principal = Depends(anyone
     data = LocalAssetStorage().get(offer.eula_digest) if offer.eula_digest else None
     if data is None:
         raise NotFound(f"offer {public_id} uses the standard EULA")
-    return Response(data, media_type="application/pdf", headers={"Cache-Control": "private"})
+    headers = {"Cache-Control": "private", **assets.served_headers("application/pdf", f"eula-{public_id}.pdf")}
+    return Response(data, media_type="application/pdf", headers=headers)
 
 
 @router.post("/{public_id}/extend", response_model=OfferOut)

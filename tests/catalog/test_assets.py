@@ -123,7 +123,7 @@ def test_pdf_user_guide_is_accepted_and_a_new_one_replaces_it_LST_03(client: Tes
     status, first = f.upload(client, cast.seller, CODE, "user_guide", files.pdf(), "guide.pdf")
     assert status == 201, first
     assert first["content_type"] == "application/pdf"
-    status, second = f.upload(client, cast.seller, CODE, "user_guide", files.pdf() + b"% v2\n", "guide-v2.pdf")
+    status, second = f.upload(client, cast.seller, CODE, "user_guide", files.pdf(width=595), "guide-v2.pdf")
     assert status == 201, second
     assert _assets_of(client, cast, "user_guide") == [second]
 
@@ -203,8 +203,7 @@ def test_video_is_mp4_or_webm_LST_02(client: TestClient, cast: Cast) -> None:
     status, body = f.upload(client, cast.seller, CODE, "video", files.mp4(), "demo.mp4")
     assert status == 201, body
     assert body["content_type"] == "video/mp4"
-    webm = files.padded(b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01", 2048)
-    status, body = f.upload(client, cast.seller, CODE, "video", webm, "demo.webm")
+    status, body = f.upload(client, cast.seller, CODE, "video", files.webm(), "demo.webm")
     assert status == 201, body
     assert body["content_type"] == "video/webm"
     assert len(_assets_of(client, cast, "video")) == 1
@@ -231,7 +230,7 @@ def test_a_refused_upload_keeps_nothing_and_replaces_nothing_LST_03(
 ) -> None:
     # The product already has one file of every single-file kind, which a refused upload must not touch.
     f.add_required_files(client, cast.seller, CODE)
-    status, body = f.upload(client, cast.seller, CODE, "eula", files.pdf() + b"% eula\n", "eula.pdf")
+    status, body = f.upload(client, cast.seller, CODE, "eula", files.pdf(width=600), "eula.pdf")
     assert status == 201, body
     rows, stored = _asset_rows(db), _stored_files()
     assert len(stored) == 3
@@ -318,3 +317,182 @@ def test_files_of_a_submitted_listing_do_not_change_under_review_LST_05(
     status, body = f.upload(client, cast.seller, CODE, "logo", files.png(color=(255, 0, 0)), "logo.png")
     assert status == 409, body
     assert _asset_rows(db) == rows
+
+
+def _multipart(parts: list[tuple[str, str | None, bytes]]) -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body with its parts in the given order: (field, filename or None, content)."""
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += b"--b0undary\r\nContent-Disposition: " + disposition.encode() + b"\r\n\r\n" + content + b"\r\n"
+    return body + b"--b0undary--\r\n", {"content-type": "multipart/form-data; boundary=b0undary"}
+
+
+def test_a_file_sent_before_its_kind_still_gets_that_kinds_limit_LST_03(
+    client: TestClient, db: Database, cast: Cast
+) -> None:
+    body, headers = _multipart(
+        [("file", "iso.jpg", files.padded(files.jpeg(), int(2.5 * MB))), ("kind", None, b"certification")]
+    )
+    response = client.post(f"/api/v1/products/{CODE}/assets", content=body, headers={**cast.seller.headers, **headers})
+    assert response.status_code == 413, response.text
+    assert "2 MB" in response.json()["detail"]
+    body, headers = _multipart([("file", "logo.png", files.png()), ("kind", None, b"logo")])
+    response = client.post(f"/api/v1/products/{CODE}/assets", content=body, headers={**cast.seller.headers, **headers})
+    assert response.status_code == 201, response.text
+    assert response.json()["kind"] == "logo"
+    assert len(_stored_files()) == 1
+
+
+@pytest.mark.parametrize(
+    ("parts", "field"),
+    [
+        ([("file", "logo.png", b"x")], "kind"),
+        ([("kind", None, b"banner"), ("file", "logo.png", b"x")], "kind"),
+        ([("kind", None, b"logo")], "file"),
+        ([("kind", None, b"logo"), ("file", "a.png", b"x"), ("file", "b.png", b"y")], "file"),
+        ([("kind", None, b"logo" * 1000), ("file", "a.png", b"x")], "kind"),
+    ],
+    ids=["no-kind", "unknown-kind", "no-file", "two-files", "long-kind"],
+)
+def test_a_malformed_upload_is_422_naming_the_field(
+    client: TestClient, db: Database, cast: Cast, parts: list[tuple[str, str | None, bytes]], field: str
+) -> None:
+    body, headers = _multipart(parts)
+    response = client.post(f"/api/v1/products/{CODE}/assets", content=body, headers={**cast.seller.headers, **headers})
+    assert response.status_code == 422, response.text
+    assert [p["loc"] for p in response.json()["problems"]] == [field]
+    assert _stored_files() == []
+
+
+def test_an_upload_that_is_not_multipart_is_422(client: TestClient, cast: Cast) -> None:
+    response = client.post(f"/api/v1/products/{CODE}/assets", json={"kind": "logo"}, headers=cast.seller.headers)
+    assert response.status_code == 422, response.text
+    assert "multipart/form-data" in response.json()["detail"]
+    response = client.post(f"/api/v1/products/{CODE}/assets", data={"kind": "logo"}, headers=cast.seller.headers)
+    assert response.status_code == 422, response.text
+
+
+HTML = b"<html><body><script>alert(document.cookie)</script></body></html>\n"
+
+
+@pytest.mark.parametrize(
+    ("kind", "width", "height", "bound"),
+    [
+        ("screenshot", 10_000, 10_000, "5120 × 5120"),
+        ("screenshot", 20_000, 20_000, "5120 × 5120"),  # past Pillow's own limit: DecompressionBombError
+        ("screenshot", 5121, 100, "5120 × 5120"),
+        ("logo", 2049, 2049, "2048 × 2048"),
+        ("certification", 100, 4097, "4096 × 4096"),
+    ],
+)
+def test_an_image_declaring_too_many_pixels_is_422_naming_the_file_LST_03(
+    client: TestClient, db: Database, cast: Cast, kind: str, width: int, height: int, bound: str
+) -> None:
+    bomb = files.png_declaring(width, height)
+    assert len(bomb) < 200
+    status, body = f.upload(client, cast.seller, CODE, kind, bomb, "bomb.png")
+    assert status == 422, body
+    assert body["problems"] == [{"loc": "file", "msg": body["detail"].removeprefix("file: ")}]
+    assert bound in body["detail"]
+    assert kind in body["detail"]
+    assert _asset_rows(db) == []
+    assert _stored_files() == []
+
+
+def test_images_at_their_kinds_bound_are_accepted_without_being_decoded_LST_03(client: TestClient, cast: Cast) -> None:
+    for kind, side in (("screenshot", 5120), ("logo", 2048), ("certification", 4096)):
+        status, body = f.upload(client, cast.seller, CODE, kind, files.png_declaring(side, side), f"{kind}.png")
+        assert status == 201, (kind, body)
+
+
+def test_a_png_with_data_after_its_iend_is_refused_LST_03(client: TestClient, db: Database, cast: Cast) -> None:
+    for kind in ("logo", "screenshot", "certification"):
+        status, body = f.upload(client, cast.seller, CODE, kind, files.png() + HTML, "logo.png")
+        assert status == 422, (kind, body)
+        assert "after its IEND" in body["detail"]
+    status, body = f.upload(client, cast.seller, CODE, "logo", files.png()[:-12], "logo.png")
+    assert status == 422, body
+    assert _asset_rows(db) == []
+    assert _stored_files() == []
+
+
+@pytest.mark.parametrize("tail", [HTML, b"%%EOF\n" + HTML, b"\n%" + HTML], ids=["html", "eof-then-html", "comment"])
+def test_a_pdf_with_data_after_its_end_is_refused_LST_03(client: TestClient, cast: Cast, tail: bytes) -> None:
+    for kind in ("user_guide", "eula"):
+        status, body = f.upload(client, cast.seller, CODE, kind, files.pdf() + tail, "guide.pdf")
+        assert status == 422, (kind, body)
+        assert "%%EOF" in body["detail"]
+    status, body = f.upload(client, cast.seller, CODE, "user_guide", files.pdf() + b"\r\n\0\0", "guide.pdf")
+    assert status == 201, body
+
+
+def _mp4_with_handler(handler: bytes) -> bytes:
+    video = files.mp4()
+    at = video.index(b"vide")
+    return video[:at] + handler + video[at + 4 :]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\0\0\0\x18ftypisom\0\0\0\0isommp42" + HTML,  # four bytes of MP4, then a page
+        files.mp4() + HTML,
+        files.mp4()[:-10],
+        _mp4_with_handler(b"soun"),
+        files.mp4()[files.mp4().index(b"moov") - 4 :],  # no ftyp
+        files.webm() + HTML,
+        files.webm()[:-3],
+        files.webm().replace(b"webm", b"html"),
+        b"\x1a\x45\xdf\xa3" + HTML,
+    ],
+    ids=[
+        "ftyp-then-html",
+        "mp4-then-html",
+        "mp4-cut",
+        "mp4-audio-only",
+        "mp4-no-ftyp",
+        "webm-then-html",
+        "webm-cut",
+        "ebml-not-webm",
+        "ebml-then-html",
+    ],
+)
+def test_a_video_must_be_a_well_formed_container_with_a_video_track_LST_02(
+    client: TestClient, db: Database, cast: Cast, data: bytes
+) -> None:
+    status, body = f.upload(client, cast.seller, CODE, "video", data, "demo.mp4")
+    assert status == 422, body
+    assert body["problems"][0]["loc"] == "file"
+    assert "MP4 or WEBM" in body["detail"]
+    assert _asset_rows(db) == []
+    assert _stored_files() == []
+
+
+def test_every_asset_is_served_as_a_sandboxed_named_file_never_as_a_page(client: TestClient, cast: Cast) -> None:
+    uploads = [
+        ("logo", files.png(), "Acme logo <v2>.png", "inline", "image/png"),
+        ("screenshot", files.jpeg(), "écran.jpg", "inline", "image/jpeg"),
+        ("video", files.webm(), "demo.webm", "inline", "video/webm"),
+        ("user_guide", files.pdf(), 'guide"; x=".pdf', "attachment", "application/pdf"),
+    ]
+    for kind, data, filename, disposition, content_type in uploads:
+        status, body = f.upload(client, cast.seller, CODE, kind, data, filename)
+        assert status == 201, (kind, body)
+        served = client.get(body["url"], headers=cast.seller.headers)
+        assert served.status_code == 200
+        assert served.content == data
+        assert served.headers["content-type"].startswith(content_type)
+        assert served.headers["content-security-policy"] == "default-src 'none'; sandbox"
+        assert served.headers["x-content-type-options"] == "nosniff"
+        header = served.headers["content-disposition"]
+        assert header.startswith(f'{disposition}; filename="'), header
+        assert header.count('"') == 2, header  # the file's own name cannot break out of the quotes
+        assert "filename*=UTF-8''" in header
+    assert (
+        'filename="cran.jpg"'
+        in client.get(
+            _assets_of(client, cast, "screenshot")[0]["url"],
+            headers=cast.seller.headers,  # type: ignore[arg-type]
+        ).headers["content-disposition"]
+    )

@@ -492,7 +492,7 @@ def test_eula_is_standard_until_a_custom_pdf_is_uploaded_LST_08(client: TestClie
     f.create_listing(client, cast.seller, "acme-custom-eula")
     status, body = f.upload(client, cast.seller, "acme-custom-eula", "eula", files.jpeg(), "eula.pdf")
     assert status == 422, body
-    eula_pdf = files.pdf() + b"% Acme EULA v3\n"
+    eula_pdf = files.pdf(width=596)  # an A4-wide page: a file of its own
     status, body = f.upload(client, cast.seller, "acme-custom-eula", "eula", eula_pdf, "eula.pdf")
     assert status == 201, body
     assert body["content_type"] == "application/pdf"

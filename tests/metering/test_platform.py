@@ -687,3 +687,27 @@ def test_platform_dimensions_split_into_charge_type_and_item() -> None:
         t("2026-03-02T10:00:00"),
         t("2026-03-02T11:00:00"),
     ]
+
+
+@pytest.mark.parametrize(
+    "instance_id",
+    ['=HYPERLINK("http://evil.example/","x")', "i 1", "<b>i-1</b>", "i-1\n", "i-1;DROP", "é-1", "i" * 101, ""],
+    ids=["formula", "space", "markup", "newline", "semicolon", "non-ascii", "too-long", "empty"],
+)
+def test_an_instance_id_must_look_like_one_422_naming_the_field(
+    market: Market, client: TestClient, instance_id: str
+) -> None:
+    market.at("2026-03-02T10:00:00")
+    response = _start(client, BUYER, instance_type="m5.large", instance_id=instance_id)
+    assert response.status_code == 422, response.text
+    assert [p["loc"].removeprefix("body.") for p in response.json()["problems"]] == ["instance_id"]
+    assert client.get("/api/v1/instances", headers=BUYER).json()["instances"] == []
+
+
+def test_instance_ids_of_every_usual_shape_are_accepted(market: Market, client: TestClient) -> None:
+    market.at("2026-03-02T10:00:00")
+    usual = ("i-0abc1234def567890", "i-bp1a2b3c4d5e6f7g8h9i", "web-7d9f8:0", "node_1.example.com", "i" * 100)
+    for instance_id in usual:
+        started = _start(client, BUYER, instance_type="m5.large", instance_id=instance_id)
+        assert started.status_code == 201, started.text
+        assert client.post(f"/api/v1/instances/{instance_id}/stop", headers=BUYER).status_code == 200

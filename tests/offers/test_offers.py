@@ -102,7 +102,11 @@ def test_an_extended_offer_is_accepted_by_its_buyer_on_its_own_terms(
     assert [b["offer"] for b in page["private_offers"]] == [offer_id]
     assert client.get("/api/v1/catalog/acme-vault", headers=OTHER_BUYER).json()["private_offers"] == []
     assert client.get("/api/v1/catalog/acme-vault").json()["private_offers"] == []
-    assert client.get(f"/api/v1/offers/{offer_id}/eula", headers=BUYER).headers["content-type"] == "application/pdf"
+    served = client.get(f"/api/v1/offers/{offer_id}/eula", headers=BUYER).headers
+    assert served["content-type"] == "application/pdf"
+    assert served["content-security-policy"] == "default-src 'none'; sandbox"
+    assert served["x-content-type-options"] == "nosniff"
+    assert served["content-disposition"].startswith("attachment; ")
 
     manual_clock.advance(timedelta(days=1))
     refused = client.post(f"/api/v1/offers/{offer_id}/accept", json={"accept_eula": False}, headers=BUYER)
