@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
@@ -14,6 +14,7 @@ from agora.auth import Principal, require
 from agora.deps import Uow
 from agora.errors import InvalidTransition, NotFound
 from agora.models import AuditEvent, Job, JobState, Notification, Role
+from agora.validation import Id
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 operator_only = require(Role.OPERATOR)
@@ -47,7 +48,7 @@ def list_audit(
     request_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    before_id: int | None = Query(None, description="page backwards: events older than this id"),
+    before_id: Annotated[Id | None, Query(description="page backwards: events older than this id")] = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> AuditPage:
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit + 1)
@@ -137,7 +138,7 @@ def list_jobs(
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobOut)
-def retry_job(job_id: int, session: Uow, principal: Principal = Depends(operator_only)) -> JobOut:
+def retry_job(job_id: Id, session: Uow, principal: Principal = Depends(operator_only)) -> JobOut:
     """Give a job that used up its attempts another full set."""
     job = session.get(Job, job_id)
     if job is None:

@@ -18,6 +18,7 @@ from agora.deps import Uow
 from agora.errors import Invalid, NotFound
 from agora.models import Disbursement, Invoice, InvoiceLine, Role
 from agora.pricing.schema import Price
+from agora.validation import Id
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 anyone = require(*ANY_ROLE)
@@ -71,7 +72,7 @@ def invoices(
 
 
 @router.get("/invoices/{invoice_id}")
-def invoice(invoice_id: int, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
+def invoice(invoice_id: Id, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
     found = session.scalar(_visible(principal).where(Invoice.id == invoice_id))
     if found is None:
         raise NotFound(f"no invoice {invoice_id}")
@@ -79,7 +80,7 @@ def invoice(invoice_id: int, session: Uow, principal: Principal = Depends(anyone
 
 
 @router.get("/invoices/{invoice_id}/pdf", response_class=Response)
-def invoice_pdf(invoice_id: int, session: Uow, principal: Principal = Depends(anyone)) -> Response:
+def invoice_pdf(invoice_id: Id, session: Uow, principal: Principal = Depends(anyone)) -> Response:
     """The invoice (or the caller's lines of it, for a seller) as a PDF."""
     found = session.scalar(_visible(principal).where(Invoice.id == invoice_id))
     if found is None:
@@ -156,7 +157,7 @@ class AnnualRefundIn(BaseModel):
 
 @router.post("/annual-purchases/{purchase_id}/refund", status_code=201)
 def refund_annual(
-    purchase_id: int, body: AnnualRefundIn, session: Uow, principal: Principal = Depends(seller_or_operator)
+    purchase_id: Id, body: AnnualRefundIn, session: Uow, principal: Principal = Depends(seller_or_operator)
 ) -> dict[str, Any]:
     """RFD-03: a full refund within 48 h (or 14 days of an auto-renewal), pro-rata within 14 days (seller)."""
     return service.invoice_json(session, refunds.annual_refund(session, principal, purchase_id, body.mode, body.reason))
@@ -169,13 +170,13 @@ class VoidIn(BaseModel):
 
 
 @router.post("/invoices/{invoice_id}/pay")
-def pay(invoice_id: int, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
+def pay(invoice_id: Id, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
     """Record the buyer's payment: finalized → paid."""
     return service.invoice_json(session, refunds.mark_paid(session, principal, invoice_id))
 
 
 @router.post("/invoices/{invoice_id}/void", status_code=201)
-def void(invoice_id: int, body: VoidIn, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
+def void(invoice_id: Id, body: VoidIn, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
     """Void an unpaid invoice issued in error; answers the credit note that reverses it."""
     return service.invoice_json(session, refunds.void(session, principal, invoice_id, body.reason))
 
@@ -183,7 +184,7 @@ def void(invoice_id: int, body: VoidIn, session: Uow, principal: Principal = Dep
 class MeteringErrorsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    record_ids: list[int] = Field(
+    record_ids: list[Id] = Field(
         min_length=1, max_length=1000, description="the `id`s of the usage records, as GET /api/v1/usage lists them"
     )
     reason: str = Field(min_length=1, max_length=1000)

@@ -21,6 +21,7 @@ from agora.metering import service
 from agora.metering import usage as usage_query
 from agora.metering.records import Allocation, Problem, Reading, Source, Status
 from agora.models import Role
+from agora.validation import Id
 
 router = APIRouter(prefix="/api/v1", tags=["metering"])
 sender = require(Role.SELLER, Role.BUYER)
@@ -138,7 +139,7 @@ def usage(
     dimension: str | None = None,
     start: datetime | None = Query(None, description="from this hour (inclusive)"),
     end: datetime | None = Query(None, description="to this hour (exclusive)"),
-    after: int = Query(0, ge=0, description="the last `id` of the previous page"),
+    after: Annotated[Id, Query(description="the last `id` of the previous page")] = 0,
     limit: int = Query(1000, ge=1, le=10000),
     format: str = Query("json", pattern="^(json|csv)$"),
 ) -> dict[str, Any] | Response:

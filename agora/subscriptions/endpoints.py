@@ -11,6 +11,7 @@ from agora.deps import Uow
 from agora.models import AnnualPurchase, Buyer, Contract, ContractCharge, Product, Role, Subscription
 from agora.money import format_amount
 from agora.subscriptions import annual, contracts, service
+from agora.validation import Id
 
 router = APIRouter(prefix="/api/v1", tags=["subscriptions"])
 anyone = require(*ANY_ROLE)
@@ -73,12 +74,12 @@ def list_subscriptions(session: Uow, principal: Principal = Depends(anyone)) -> 
 
 
 @router.get("/subscriptions/{subscription_id}")
-def get_subscription(subscription_id: int, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
+def get_subscription(subscription_id: Id, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
     return subscription_out(session, service.visible(session, principal, subscription_id))
 
 
 @router.post("/subscriptions/{subscription_id}/cancel")
-def cancel(subscription_id: int, session: Uow, principal: Principal = Depends(buyer_only)) -> dict[str, Any]:
+def cancel(subscription_id: Id, session: Uow, principal: Principal = Depends(buyer_only)) -> dict[str, Any]:
     return subscription_out(session, service.cancel(session, principal, subscription_id))
 
 
@@ -131,7 +132,7 @@ def contract_out(session: Uow, contract: Contract) -> dict[str, Any]:
 
 @router.post("/subscriptions/{subscription_id}/contract", status_code=status.HTTP_201_CREATED)
 def buy_contract(
-    subscription_id: int, body: ContractIn, session: Uow, principal: Principal = Depends(buyer_only)
+    subscription_id: Id, body: ContractIn, session: Uow, principal: Principal = Depends(buyer_only)
 ) -> dict[str, Any]:
     """Buy contract quantities upfront (PRC-10); entitlements and a license follow (SUB-07)."""
     contract = contracts.buy(session, principal, subscription_id, body.duration_months, body.quantities)
@@ -140,7 +141,7 @@ def buy_contract(
 
 @router.post("/subscriptions/{subscription_id}/contract/upgrade")
 def upgrade_contract(
-    subscription_id: int, body: UpgradeIn, session: Uow, principal: Principal = Depends(buyer_only)
+    subscription_id: Id, body: UpgradeIn, session: Uow, principal: Principal = Depends(buyer_only)
 ) -> dict[str, Any]:
     return contract_out(session, contracts.upgrade(session, principal, subscription_id, body.quantities))
 
@@ -179,7 +180,7 @@ class AutoRenewIn(BaseModel):
 
 @router.post("/subscriptions/{subscription_id}/annual", status_code=status.HTTP_201_CREATED)
 def buy_annual(
-    subscription_id: int, body: AnnualIn, session: Uow, principal: Principal = Depends(buyer_only)
+    subscription_id: Id, body: AnnualIn, session: Uow, principal: Principal = Depends(buyer_only)
 ) -> dict[str, Any]:
     """SUB-03: annual subscriptions for `quantity` instances of one type, 12 months, paid in full now."""
     purchase = annual.buy(
@@ -189,7 +190,7 @@ def buy_annual(
 
 
 @router.get("/subscriptions/{subscription_id}/annual")
-def list_annual(subscription_id: int, session: Uow, principal: Principal = Depends(anyone)) -> list[dict[str, Any]]:
+def list_annual(subscription_id: Id, session: Uow, principal: Principal = Depends(anyone)) -> list[dict[str, Any]]:
     subscription = service.visible(session, principal, subscription_id)
     rows = session.scalars(
         select(AnnualPurchase).where(AnnualPurchase.subscription_id == subscription.id).order_by(AnnualPurchase.id)
@@ -199,6 +200,6 @@ def list_annual(subscription_id: int, session: Uow, principal: Principal = Depen
 
 @router.post("/annual-purchases/{purchase_id}/auto-renew")
 def set_auto_renew(
-    purchase_id: int, body: AutoRenewIn, session: Uow, principal: Principal = Depends(buyer_only)
+    purchase_id: Id, body: AutoRenewIn, session: Uow, principal: Principal = Depends(buyer_only)
 ) -> dict[str, Any]:
     return annual.purchase_out(annual.set_auto_renew(session, principal, purchase_id, body.auto_renew))

@@ -1,0 +1,94 @@
+"""Issue 15: no input of the native API reaches the database or an encoder in a shape they refuse.
+
+Integers beyond 64 bits, instants out of range or without a zone, months outside 1970..9000, lone UTF-16
+surrogates and NUL characters are all answered 4xx, in the API's error shape, naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from agora.app import API_ROUTERS
+from agora.db import Database
+from tests.factories.catalog import lenient_client
+from tests.factories.identities import Cast, add_cast
+
+TOO_BIG = 2**63
+
+
+@pytest.fixture
+def cast(db: Database) -> Cast:
+    return add_cast(db)
+
+
+@pytest.fixture
+def lenient(db: Database) -> Iterator[TestClient]:
+    with lenient_client(db) as client:
+        yield client
+
+
+def _is_int(annotation: Any) -> bool:
+    """`int`, `int | None` and their `Annotated` forms."""
+    if annotation is int:
+        return True
+    return get_origin(annotation) in (Union, UnionType, Annotated) and any(_is_int(a) for a in get_args(annotation))
+
+
+def _int_parameters() -> list[tuple[str, str, str, str]]:
+    """(method, path, where, name) of every integer path or query parameter of the native API."""
+    found = []
+    for route in (r for router in API_ROUTERS for r in router.routes):
+        if not isinstance(route, APIRoute):
+            continue
+        params = [("path", p) for p in route.dependant.path_params] + [
+            ("query", p) for p in route.dependant.query_params
+        ]
+        for where, param in params:
+            if _is_int(param.field_info.annotation):
+                for method in sorted(route.methods):
+                    found.append((method, route.path, where, param.name))
+    return found
+
+
+INT_PARAMETERS = _int_parameters()
+
+
+def test_the_walk_finds_the_integer_parameters_of_issue_15() -> None:
+    names = {(path, name) for _, path, _, name in INT_PARAMETERS}
+    assert ("/api/v1/invoices/{invoice_id}", "invoice_id") in names
+    assert ("/api/v1/audit", "before_id") in names
+    assert ("/api/v1/usage", "after") in names
+    assert len(INT_PARAMETERS) > 25
+
+
+@pytest.mark.parametrize(("method", "path", "where", "name"), INT_PARAMETERS, ids=lambda v: str(v))
+def test_an_integer_beyond_64_bits_is_refused_not_a_server_error(
+    lenient: TestClient, cast: Cast, method: str, path: str, where: str, name: str
+) -> None:
+    concrete = re.sub(r"\{[^}]+\}", lambda m: str(TOO_BIG) if m.group()[1:-1] == name else "1", path)
+    params = {name: str(TOO_BIG)} if where == "query" else None
+    for actor in (cast.operator, cast.seller, cast.buyer):
+        response = lenient.request(method, concrete, params=params, json={}, headers=actor.headers)
+        assert response.status_code in (401, 403, 404, 422), (actor.role, response.status_code, response.text)
+        if response.status_code == 422:
+            assert set(response.json()) >= {"error", "detail"}
+
+
+def test_an_out_of_range_id_names_its_field(lenient: TestClient, cast: Cast) -> None:
+    response = lenient.get(f"/api/v1/invoices/{TOO_BIG}", headers=cast.buyer.headers)
+    assert response.status_code == 422
+    assert [p["loc"] for p in response.json()["problems"]] == ["path.invoice_id"]
+
+
+def test_record_ids_beyond_64_bits_are_refused(lenient: TestClient, cast: Cast) -> None:
+    body = {"record_ids": [1, TOO_BIG], "reason": "counted twice"}
+    response = lenient.post("/api/v1/usage/errors", json=body, headers=cast.seller.headers)
+    assert response.status_code == 422, response.text
+    assert [p["loc"] for p in response.json()["problems"]] == ["body.record_ids.1"]
