@@ -3,16 +3,59 @@
 - Whole numbers are bounded by the column that holds them: an id or a cursor by a 64-bit integer (SQLite's
   driver raises `OverflowError` for a larger one instead of finding nothing), a quantity by what a purchase
   can sensibly be.
+- Instants are timezone-aware and within 1970-01-01 .. 9000-12-31 UTC (`MIN_INSTANT` .. `MAX_INSTANT`): far
+  enough on both sides for any contract, near enough that adding a term or a month never leaves `datetime`.
+  Months (`YYYY-MM`) are of the same years.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Annotated
 
 from annotated_types import Ge, Le
+from pydantic import AfterValidator
 
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 
 # An id in a path, query or body: any value a 64-bit key column can hold (other values are 422).
 Id = Annotated[int, Ge(0), Le(INT64_MAX)]
+
+MIN_YEAR = 1970
+MAX_YEAR = 9000
+MIN_INSTANT = datetime(MIN_YEAR, 1, 1, tzinfo=UTC)
+MAX_INSTANT = datetime(MAX_YEAR, 12, 31, 23, 59, 59, tzinfo=UTC)
+_RANGE = f"{MIN_INSTANT:%Y-%m-%d} .. {MAX_INSTANT:%Y-%m-%d} UTC"
+
+
+def _instant(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a time zone, e.g. 2026-06-30T00:00:00Z")
+    # Compared before converting: converting an instant near year 1 or 9999 to UTC can leave `datetime`.
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"must be within {_RANGE}")
+    utc = value.astimezone(UTC)
+    if not MIN_INSTANT <= utc <= MAX_INSTANT:
+        raise ValueError(f"must be within {_RANGE}")
+    return utc
+
+
+# Every instant an API caller gives: timezone-aware, in range, returned in UTC.
+Instant = Annotated[datetime, AfterValidator(_instant)]
+
+_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
+def check_month(value: str) -> str:
+    """A billing period, `YYYY-MM`, in the years instants may have."""
+    found = _MONTH.fullmatch(value)
+    if found is None:
+        raise ValueError("must be a month like 2026-03")
+    if not MIN_YEAR <= int(found.group(1)) <= MAX_YEAR:
+        raise ValueError(f"must be a month of the years {MIN_YEAR} to {MAX_YEAR}")
+    return value
+
+
+Month = Annotated[str, AfterValidator(check_month)]

@@ -92,3 +92,65 @@ def test_record_ids_beyond_64_bits_are_refused(lenient: TestClient, cast: Cast) 
     response = lenient.post("/api/v1/usage/errors", json=body, headers=cast.seller.headers)
     assert response.status_code == 422, response.text
     assert [p["loc"] for p in response.json()["problems"]] == ["body.record_ids.1"]
+
+
+# --- instants and months ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+        "9999-12-31T23:59:59-05:00",  # after year 9999 in UTC
+        "1969-12-31T23:59:59Z",
+        "9001-01-01T00:00:00Z",
+        "2026-01-01T00:00:00",  # no time zone
+    ],
+)
+def test_audit_refuses_an_instant_without_a_zone_or_out_of_range(lenient: TestClient, cast: Cast, since: str) -> None:
+    response = lenient.get("/api/v1/audit", params={"since": since}, headers=cast.operator.headers)
+    assert response.status_code == 422, response.text
+    assert [p["loc"] for p in response.json()["problems"]] == ["query.since"]
+
+
+def test_audit_takes_instants_within_range(client: TestClient, cast: Cast) -> None:
+    for since in ("1970-01-01T00:00:00Z", "9000-12-31T23:59:59+00:00", "2026-03-01T12:00:00+05:30"):
+        response = client.get("/api/v1/audit", params={"since": since, "until": since}, headers=cast.operator.headers)
+        assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("period", ["0000-01", "9999-12", "1969-12", "9001-01"])
+def test_a_report_of_a_month_out_of_range_is_refused(lenient: TestClient, cast: Cast, period: str) -> None:
+    response = lenient.get(f"/api/v1/reports/{period}", headers=cast.seller.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["problems"][0]["loc"] == "path.period"
+
+
+def test_a_report_of_the_first_and_last_months_is_answered(client: TestClient, cast: Cast) -> None:
+    for period in ("1970-01", "9000-12"):
+        assert client.get(f"/api/v1/reports/{period}", headers=cast.seller.headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("accept_by", "9999-12-31T23:59:59-05:00"),
+        ("accept_by", "2026-06-30T00:00:00"),
+        ("schedule", [{"at": "0001-01-01T00:00:00+01:00", "amount": "10"}]),
+    ],
+)
+def test_an_offer_refuses_instants_out_of_range(lenient: TestClient, cast: Cast, field: str, value: Any) -> None:
+    body = {"product": "p", "buyer": "111122223333", "pricing": {"monthly": "10"}, "duration_days": 30,
+            "accept_by": "2026-06-30T00:00:00Z", field: value}  # fmt: skip
+    response = lenient.post("/api/v1/offers", json=body, headers=cast.seller.headers)
+    assert response.status_code == 422, response.text
+    locs = [p["loc"] for p in response.json()["problems"]]
+    assert locs == (["body.accept_by"] if field == "accept_by" else ["body.schedule.0.at"])
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"])
+def test_the_usage_query_refuses_instants_out_of_range(lenient: TestClient, cast: Cast, when: str) -> None:
+    """(A record's own timestamp out of range is refused per record, MTR-04, as metering refuses any.)"""
+    response = lenient.get("/api/v1/usage", params={"start": when}, headers=cast.seller.headers)
+    assert response.status_code == 422, response.text
+    assert [p["loc"] for p in response.json()["problems"]] == ["query.start"]

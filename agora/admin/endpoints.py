@@ -14,7 +14,7 @@ from agora.auth import Principal, require
 from agora.deps import Uow
 from agora.errors import InvalidTransition, NotFound
 from agora.models import AuditEvent, Job, JobState, Notification, Role
-from agora.validation import Id
+from agora.validation import Id, Instant
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 operator_only = require(Role.OPERATOR)
@@ -46,8 +46,8 @@ def list_audit(
     target_type: str | None = None,
     target_id: str | None = None,
     request_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     before_id: Annotated[Id | None, Query(description="page backwards: events older than this id")] = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> AuditPage:
@@ -65,9 +65,9 @@ def list_audit(
     if request_id:
         query = query.where(AuditEvent.request_id == request_id)
     if since:
-        query = query.where(AuditEvent.at >= clock.ensure_utc(since))
+        query = query.where(AuditEvent.at >= since)
     if until:
-        query = query.where(AuditEvent.at < clock.ensure_utc(until))
+        query = query.where(AuditEvent.at < until)
     if before_id:
         query = query.where(AuditEvent.id < before_id)
     rows = list(session.scalars(query))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -15,10 +14,10 @@ from sqlalchemy import select
 from agora.auth import ANY_ROLE, Principal, require
 from agora.billing import metering_errors, payouts, pdf, refunds, service
 from agora.deps import Uow
-from agora.errors import Invalid, NotFound
+from agora.errors import NotFound
 from agora.models import Disbursement, Invoice, InvoiceLine, Role
 from agora.pricing.schema import Price
-from agora.validation import Id
+from agora.validation import Id, Month
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 anyone = require(*ANY_ROLE)
@@ -108,10 +107,8 @@ def disbursements(
 
 
 @router.get("/reports/{period}")
-def seller_report(period: str, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
+def seller_report(period: Month, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     """The seller's month: billed revenue, active subscribers, usage by dimension."""
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
-        raise Invalid.at("period", "must be a month like 2026-03")
     return payouts.report(session, principal.id, period)
 
 
@@ -121,7 +118,7 @@ class RefundIn(BaseModel):
     buyer_account: str = Field(pattern=r"^[0-9]{12}$")
     buyer_email: str = Field(min_length=3, max_length=320)
     product: str
-    periods: list[str] = Field(min_length=1, max_length=36)
+    periods: list[Month] = Field(min_length=1, max_length=36)
     amount: Price | None = Field(None, description="omit for a full refund of those periods' charges")
     reason: str = Field(min_length=1, max_length=1000)
     kind: str = Field("software", pattern="^(software|tax)$")
@@ -130,9 +127,6 @@ class RefundIn(BaseModel):
 @router.post("/refunds", status_code=201)
 def refund(body: RefundIn, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     """RFD-01: a seller-approved software refund, issued as a credit note (never more than was charged)."""
-    for n, period in enumerate(body.periods):
-        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
-            raise Invalid.at(f"periods[{n}]", "must be a month like 2026-03")
     if body.kind == "tax":
         refunds.tax_refund(session, principal)
     note = refunds.seller_refund(

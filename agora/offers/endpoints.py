@@ -1,38 +1,28 @@
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, UploadFile, status
 from fastapi.responses import Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from agora.auth import ANY_ROLE, Principal, require
 from agora.catalog import assets
 from agora.catalog.assets import AssetKind
 from agora.catalog.storage import LocalAssetStorage
-from agora.clock import ensure_utc
 from agora.deps import Uow
 from agora.errors import NotFound
 from agora.models import Offer, Product, Role
 from agora.offers import service
 from agora.pricing.schema import Price, PricingDocument
+from agora.validation import Instant
 
 router = APIRouter(prefix="/api/v1/offers", tags=["offers"])
 anyone = require(*ANY_ROLE)
 seller_only = require(Role.SELLER)
 buyer_only = require(Role.BUYER)
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("needs a time zone, e.g. 2026-06-30T00:00:00Z")
-    return ensure_utc(value)
-
-
-Instant = Annotated[datetime, AfterValidator(_aware)]
 
 
 class Instalment(BaseModel):
