@@ -2,7 +2,7 @@
 
 - Whole numbers are bounded by the column that holds them: an id or a cursor by a 64-bit integer (SQLite's
   driver raises `OverflowError` for a larger one instead of finding nothing), a quantity by what a purchase
-  can sensibly be.
+  can sensibly be (`MAX_QUANTITY`), and a charge computed from them by `MAX_CHARGE_CENTS`.
 - Instants are timezone-aware and within 1970-01-01 .. 9000-12-31 UTC (`MIN_INSTANT` .. `MAX_INSTANT`): far
   enough on both sides for any contract, near enough that adding a term or a month never leaves `datetime`.
   Months (`YYYY-MM`) are of the same years.
@@ -12,16 +12,41 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated
 
 from annotated_types import Ge, Le
 from pydantic import AfterValidator
+
+from agora.errors import Invalid
+from agora.money import from_cents, to_cents
 
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 
 # An id in a path, query or body: any value a 64-bit key column can hold (other values are 422).
 Id = Annotated[int, Ge(0), Le(INT64_MAX)]
+
+# How many of a thing one purchase buys (instances of an annual purchase, units of a contract dimension).
+# The services refuse zero and negatives with their own rule; this is the ceiling.
+MAX_QUANTITY = 1_000_000
+Quantity = Annotated[int, Le(MAX_QUANTITY)]
+
+# One charge computed from a price and a quantity: at most $10 trillion, so that it and the sums of many such
+# charges on invoices and statements stay far inside the 64-bit cents columns.
+MAX_CHARGE_CENTS = 10**15
+
+
+def charge_cents(amount: Decimal, loc: str) -> int:
+    """`amount` in cents (rounded once, BIL-04), or 422 at `loc` when it is more than one charge may be."""
+    cents = to_cents(amount)
+    if cents > MAX_CHARGE_CENTS:
+        raise Invalid.at(
+            loc,
+            f"makes a charge of {from_cents(cents)}, more than the {from_cents(MAX_CHARGE_CENTS)} one charge may be",
+        )
+    return cents
+
 
 MIN_YEAR = 1970
 MAX_YEAR = 9000

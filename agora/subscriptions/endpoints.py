@@ -11,7 +11,7 @@ from agora.deps import Uow
 from agora.models import AnnualPurchase, Buyer, Contract, ContractCharge, Product, Role, Subscription
 from agora.money import format_amount
 from agora.subscriptions import annual, contracts, service
-from agora.validation import Id
+from agora.validation import Id, Quantity
 
 router = APIRouter(prefix="/api/v1", tags=["subscriptions"])
 anyone = require(*ANY_ROLE)
@@ -103,13 +103,13 @@ class ContractIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     duration_months: int = Field(description="1, 12, 24 or 36 (PRC-10)")
-    quantities: dict[str, int] = Field(description="dimension → units bought")
+    quantities: dict[str, Quantity] = Field(description="dimension → units bought")
 
 
 class UpgradeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quantities: dict[str, int] = Field(description="dimension → new total units (never lower)")
+    quantities: dict[str, Quantity] = Field(description="dimension → new total units (never lower)")
 
 
 def contract_out(session: Uow, contract: Contract) -> dict[str, Any]:
@@ -170,7 +170,7 @@ class AnnualIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instance_type: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(gt=0)
+    quantity: Quantity = Field(gt=0)
     auto_renew: bool = False
 
 
