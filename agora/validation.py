@@ -6,17 +6,24 @@
 - Instants are timezone-aware and within 1970-01-01 .. 9000-12-31 UTC (`MIN_INSTANT` .. `MAX_INSTANT`): far
   enough on both sides for any contract, near enough that adding a term or a month never leaves `datetime`.
   Months (`YYYY-MM`) are of the same years.
+- Text is valid Unicode without NUL: a JSON string may spell a lone UTF-16 surrogate (`"\\ud800"`), which no
+  encoder can write back out, and PostgreSQL cannot store NUL. `check_text` refuses both, naming the field, in
+  every JSON body, query string and path of the native API, before any field is validated.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from annotated_types import Ge, Le
 from pydantic import AfterValidator
+from starlette.requests import Request
 
 from agora.errors import Invalid
 from agora.money import from_cents, to_cents
@@ -84,3 +91,84 @@ def check_month(value: str) -> str:
 
 
 Month = Annotated[str, AfterValidator(check_month)]
+
+
+# --- text ---------------------------------------------------------------------------------------------------
+
+
+_UNWRITABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored or written back out, or None."""
+    found = _UNWRITABLE.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "must not contain NUL characters"
+    return "is not valid Unicode (it holds a lone UTF-16 surrogate)"
+
+
+def bad_text(value: Any, loc: str) -> Iterator[tuple[str, str]]:
+    """Every key or string of a parsed JSON document that `text_problem` refuses, located as FastAPI locates
+    fields (`body.a.0`)."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem:
+            yield loc, problem
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            problem = text_problem(key)
+            if problem:
+                # The key itself cannot be written in the message; its place can.
+                yield loc, f"has a key that {problem}"
+                continue
+            yield from bad_text(item, f"{loc}.{key}")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            yield from bad_text(item, f"{loc}.{n}")
+
+
+def clean_text(value: Any) -> Any:
+    """`value` with every string made writable (NUL and lone surrogates become U+FFFD): for rendering what
+    was stored before `check_text` guarded the edge."""
+    if isinstance(value, str):
+        return _UNWRITABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {clean_text(k): clean_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_text(item) for item in value]
+    return value
+
+
+async def check_text(request: Request) -> None:
+    """A dependency of every native API route: refuse invalid text in the path, the query and a JSON body."""
+    problems: list[tuple[str, str]] = []
+    for name, value in request.path_params.items():
+        problem = text_problem(value) if isinstance(value, str) else None
+        if problem:
+            problems.append((f"path.{name}", problem))
+    query = request.scope.get("query_string", b"")
+    if query:
+        for pair in query.split(b"&"):
+            name, _, raw = pair.partition(b"=")
+            try:
+                key = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
+                text = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                problems.append(("query", "is not valid UTF-8"))
+                continue
+            problem = text_problem(key) or text_problem(text)
+            if problem:
+                problems.append((f"query.{key}" if text_problem(key) is None else "query", problem))
+    if request.method in ("POST", "PUT", "PATCH") and "json" in request.headers.get("content-type", ""):
+        body = await request.body()
+        # JSON can spell a surrogate or NUL only as an escape; a body without one needs no second look.
+        if b"\\u" in body:
+            try:
+                document = json.loads(body)
+            except (ValueError, RecursionError):
+                document = None  # FastAPI answers the malformed body itself
+            problems.extend(bad_text(document, "body"))
+    if problems:
+        raise Invalid.of(problems)

@@ -15,6 +15,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from agora import audit
 from agora.app import API_ROUTERS
 from agora.db import Database
 from tests.factories.catalog import lenient_client
@@ -154,3 +155,81 @@ def test_the_usage_query_refuses_instants_out_of_range(lenient: TestClient, cast
     response = lenient.get("/api/v1/usage", params={"start": when}, headers=cast.seller.headers)
     assert response.status_code == 422, response.text
     assert [p["loc"] for p in response.json()["problems"]] == ["query.start"]
+
+
+# --- text ------------------------------------------------------------------------------------------------------
+
+
+def _post(client: TestClient, path: str, raw: str, headers: dict[str, str]) -> Any:
+    return client.post(path, content=raw, headers={**headers, "Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "loc"),
+    [
+        ("/api/v1/subscriptions", '{"product": "\\ud800", "accept_eula": true}', "body.product"),
+        ("/api/v1/subscriptions", '{"product": "p", "accept_eula": true, "\\udfff": 1}', "body"),
+        ("/api/v1/subscriptions", '{"product": "a\\u0000b", "accept_eula": true}', "body.product"),
+        ("/api/v1/offers", '{"product": "\\ud800", "buyer": "111122223333"}', "body.product"),
+        ("/api/v1/refunds", '{"product": "x", "periods": ["\\udc00"]}', "body.periods.0"),
+        ("/api/v1/products/p/restrict", '{"reason": "\\ud800"}', "body.reason"),
+    ],
+)
+def test_a_lone_surrogate_or_nul_in_a_json_body_is_refused_naming_the_field(
+    lenient: TestClient, cast: Cast, path: str, raw: str, loc: str
+) -> None:
+    for actor in (cast.seller, cast.buyer):
+        response = _post(lenient, path, raw, actor.headers)
+        if response.status_code in (401, 403):
+            continue
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "invalid"
+        assert [p["loc"] for p in response.json()["problems"]] == [loc]
+
+
+def test_a_surrogate_pair_is_text_like_any_other(lenient: TestClient, cast: Cast) -> None:
+    response = _post(lenient, "/api/v1/subscriptions", '{"product": "\\ud83d\\ude00", "accept_eula": true}',
+                     cast.buyer.headers)  # fmt: skip
+    assert response.status_code == 404, response.text
+
+
+@pytest.mark.parametrize("query", ["actor=%ED%A0%80", "actor=a%00b", "actor=%FF"])
+def test_invalid_text_in_a_query_string_is_refused(lenient: TestClient, cast: Cast, query: str) -> None:
+    response = lenient.get(f"/api/v1/audit?{query}", headers=cast.operator.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["problems"][0]["loc"] in ("query", "query.actor")
+
+
+def test_nul_in_a_path_is_refused(lenient: TestClient, cast: Cast) -> None:
+    response = lenient.get("/api/v1/products/a%00b", headers=cast.seller.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["problems"][0]["loc"] == "path.code"
+
+
+def test_the_audit_log_renders_text_stored_before_the_edge_refused_it(
+    client: TestClient, db: Database, cast: Cast
+) -> None:
+    """SQLite's JSON column keeps what JSON can spell; PostgreSQL's JSONB refuses it on the way in."""
+    if db.dialect == "postgresql":
+        pytest.skip("PostgreSQL cannot store a lone surrogate or NUL")
+    with db.unit_of_work() as session:
+        audit.record(
+            session, actor="seller:acme", action="product.restrict", target_type="product", target_id="p",
+            after={"reason": "\ud800", "\udfff": ["a\x00"]},
+        )  # fmt: skip
+    response = client.get("/api/v1/audit", headers=cast.operator.headers)
+    assert response.status_code == 200, response.text
+    [event] = response.json()["events"]
+    assert event["after"] == {"reason": "\ufffd", "\ufffd": ["a\ufffd"]}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("PATCH", "/api/v1/products/p"), ("PUT", "/api/v1/products/p/wizard/general")]
+)
+def test_listing_text_with_a_lone_surrogate_is_refused(lenient: TestClient, cast: Cast, method: str, path: str) -> None:
+    raw = '{"title": "T\\ud800", "highlights": ["ok", "\\udbff"]}'
+    response = lenient.request(
+        method, path, content=raw, headers={**cast.seller.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert [p["loc"] for p in response.json()["problems"]] == ["body.title", "body.highlights.1"]

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from sqlalchemy import select
 
 from agora import audit, clock
@@ -14,7 +14,7 @@ from agora.auth import Principal, require
 from agora.deps import Uow
 from agora.errors import InvalidTransition, NotFound
 from agora.models import AuditEvent, Job, JobState, Notification, Role
-from agora.validation import Id, Instant
+from agora.validation import Id, Instant, clean_text
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 operator_only = require(Role.OPERATOR)
@@ -30,6 +30,12 @@ class AuditEventOut(BaseModel):
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     request_id: str | None
+
+    @field_validator("actor", "target_id", "before", "after", "request_id")
+    @classmethod
+    def _writable(cls, value: Any) -> Any:
+        """What was stored before the edge refused invalid text still renders (as U+FFFD)."""
+        return clean_text(value)
 
 
 class AuditPage(BaseModel):
