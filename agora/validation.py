@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -109,24 +108,30 @@ def text_problem(value: str) -> str | None:
     return "is not valid Unicode (it holds a lone UTF-16 surrogate)"
 
 
-def bad_text(value: Any, loc: str) -> Iterator[tuple[str, str]]:
-    """Every key or string of a parsed JSON document that `text_problem` refuses, located as FastAPI locates
-    fields (`body.a.0`)."""
-    if isinstance(value, str):
-        problem = text_problem(value)
-        if problem:
-            yield loc, problem
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            problem = text_problem(key)
+def bad_text(document: Any, root: str = "", *, brackets: bool = False) -> list[tuple[str, str]]:
+    """Every key or string of a parsed JSON document that `text_problem` refuses, located from `root` as FastAPI
+    locates fields (`body.a.0`), or with `brackets` as the SDK doors do (`Records[0].Key`). A walk with its own
+    stack: a document nested as deep as the JSON parser allows must not exhaust Python's."""
+    found = []
+    stack: list[tuple[str, Any]] = [(root, document)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, str):
+            problem = text_problem(value)
             if problem:
-                # The key itself cannot be written in the message; its place can.
-                yield loc, f"has a key that {problem}"
-                continue
-            yield from bad_text(item, f"{loc}.{key}")
-    elif isinstance(value, list):
-        for n, item in enumerate(value):
-            yield from bad_text(item, f"{loc}.{n}")
+                found.append((loc, problem))
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                problem = text_problem(key)
+                if problem:
+                    # The key itself cannot be written in the message; its place can.
+                    found.append((loc, f"has a key that {problem}"))
+                else:
+                    stack.append((f"{loc}.{key}" if loc else key, item))
+        elif isinstance(value, list):
+            for n in reversed(range(len(value))):
+                stack.append((f"{loc}[{n}]" if brackets else f"{loc}.{n}", value[n]))
+    return found
 
 
 def clean_text(value: Any) -> Any:
