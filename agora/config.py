@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     region: str = "us-east-1"
     smtp_url: str | None = None
     secret_key: str | None = None
+    # Webhook and metrics URLs may point at loopback, link-local and private addresses (agora.outbound).
+    allow_private_urls: bool = False
 
     @field_validator("region")
     @classmethod

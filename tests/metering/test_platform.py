@@ -28,6 +28,9 @@ from agora.pricing.schema import TieredItem
 from tests.factories import metering as f
 from tests.live import free_port
 
+# Webhooks and metrics are served by the test itself, on 127.0.0.1.
+pytestmark = pytest.mark.usefixtures("private_urls_allowed")
+
 SUBSCRIBED = datetime(2026, 3, 1, tzinfo=UTC)
 BUYER = {"Authorization": "Bearer buyer-token"}
 OTHER_BUYER = {"Authorization": "Bearer other-buyer-token"}
@@ -512,6 +515,7 @@ def test_prc14_a_failed_scrape_is_recorded_retried_and_never_zero_usage(
     exporter.body = "storage_bytes_total{"
     market.work("2026-03-02T14:00:14")
     assert _scrapes(market)["13"][2] == 4 and "cannot be parsed" in str(_scrapes(market)["13"][3])
+    assert "storage_bytes_total{" not in str(_scrapes(market)["13"][3])  # what the deployment served is not echoed
     market.work("2026-03-02T15:00:00")  # hour 14 waits for hour 13: its increase is measured from it
     assert "14" not in _scrapes(market)
     assert market.usage() == [("2026-03-02T12:00:00", "storage", 100)]  # nothing, not zero, for 13 and 14

@@ -14,6 +14,9 @@ from agora.manifest.loader import load_data
 from agora.models import WebhookDelivery
 from agora.subscriptions.contracts import add_months
 
+# Webhooks and metrics are served by the test itself, on 127.0.0.1.
+pytestmark = pytest.mark.usefixtures("private_urls_allowed")
+
 SELLER = {"Authorization": "Bearer acme-seller-token-1"}
 OTHER_SELLER = {"Authorization": "Bearer globex-seller-token"}
 BUYER = {"Authorization": "Bearer buyer-token-0001"}
