@@ -14,11 +14,13 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from agora import audit
 from agora.app import API_ROUTERS
 from agora.db import Database
-from tests.factories.catalog import lenient_client
+from agora.models import Product
+from tests.factories.catalog import create_listing, lenient_client
 from tests.factories.identities import Cast, add_cast
 
 TOO_BIG = 2**63
@@ -233,3 +235,17 @@ def test_listing_text_with_a_lone_surrogate_is_refused(lenient: TestClient, cast
     )
     assert response.status_code == 422, response.text
     assert [p["loc"] for p in response.json()["problems"]] == ["body.title", "body.highlights.1"]
+
+
+def test_a_listing_stored_with_a_lone_surrogate_still_reads(client: TestClient, db: Database, cast: Cast) -> None:
+    if db.dialect == "postgresql":
+        pytest.skip("PostgreSQL cannot store a lone surrogate in JSON")
+    create_listing(client, cast.seller, "acme-x")
+    with db.unit_of_work() as session:
+        product = session.scalars(select(Product).where(Product.code == "acme-x")).one()
+        product.listing = {**product.listing, "support": "help \ud800", "highlights": ["ok \U0001f600"]}
+    for path in ("/api/v1/products/acme-x", "/api/v1/products/acme-x/wizard"):
+        response = client.get(path, headers=cast.seller.headers)
+        assert response.status_code == 200, response.text
+    product_out = client.get("/api/v1/products/acme-x", headers=cast.seller.headers).json()
+    assert "help \ufffd" in str(product_out) and "ok \U0001f600" in str(product_out)
