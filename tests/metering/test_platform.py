@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from agora import jobs
+from agora import config, jobs
 from agora.clock import ManualClock
 from agora.db import Database
 from agora.errors import Conflict, Invalid, NotFound
@@ -691,3 +691,15 @@ def test_platform_dimensions_split_into_charge_type_and_item() -> None:
         t("2026-03-02T10:00:00"),
         t("2026-03-02T11:00:00"),
     ]
+
+
+def test_a_metrics_url_into_the_private_network_is_refused_by_default(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGORA_ALLOW_PRIVATE_URLS", "0")  # this module allows them; the default does not
+    config.reset_settings()
+    for url in ("http://127.0.0.1:9100/metrics", "http://169.254.169.254/latest/meta-data/"):
+        with pytest.raises(Invalid) as refused:
+            market.start("2026-03-02T12:00:00", "si-1", "si-1000001", RunKind.SERVICE, None, metrics_url=url)
+        assert refused.value.problems[0]["loc"] == "metrics_url"
+        assert "loopback, link-local or private" in refused.value.problems[0]["msg"]
