@@ -166,7 +166,9 @@ async def check_text(request: Request) -> None:
             problem = text_problem(key) or text_problem(text)
             if problem:
                 problems.append((f"query.{key}" if text_problem(key) is None else "query", problem))
-    if request.method in ("POST", "PUT", "PATCH") and "json" in request.headers.get("content-type", ""):
+    content_type = request.headers.get("content-type", "")
+    # FastAPI reads a body without a content type as JSON too.
+    if request.method in ("POST", "PUT", "PATCH") and (not content_type or "json" in content_type):
         body = await request.body()
         # JSON can spell a surrogate or NUL only as an escape; a body without one needs no second look.
         if b"\\u" in body:

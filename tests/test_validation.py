@@ -189,6 +189,15 @@ def test_a_lone_surrogate_or_nul_in_a_json_body_is_refused_naming_the_field(
         assert [p["loc"] for p in response.json()["problems"]] == [loc]
 
 
+def test_a_body_without_a_content_type_is_checked_too(lenient: TestClient, cast: Cast) -> None:
+    """FastAPI parses such a body as JSON."""
+    raw = b'{"product": "\\ud800", "accept_eula": true}'
+    response = lenient.post("/api/v1/subscriptions", content=raw, headers=cast.buyer.headers)
+    assert "content-type" not in response.request.headers
+    assert response.status_code == 422, response.text
+    assert [p["loc"] for p in response.json()["problems"]] == ["body.product"]
+
+
 def test_a_surrogate_pair_is_text_like_any_other(lenient: TestClient, cast: Cast) -> None:
     response = _post(lenient, "/api/v1/subscriptions", '{"product": "\\ud83d\\ude00", "accept_eula": true}',
                      cast.buyer.headers)  # fmt: skip
