@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.routing import Route
@@ -31,6 +31,7 @@ from agora.offers.endpoints import router as offers_router
 from agora.openapi import install as install_openapi
 from agora.pricing.endpoints import router as pricing_router
 from agora.subscriptions.endpoints import router as subscriptions_router
+from agora.validation import check_text
 from agora.web.endpoints import router as web_router
 from agora.webhooks.endpoints import router as webhooks_router
 
@@ -114,6 +115,8 @@ def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastA
         version=__version__,
         description="Self-hostable software marketplace. SDK-compatible endpoints live on `POST /`.",
         lifespan=lifespan,
+        # Invalid text (a lone surrogate, NUL) is refused before any route validates or stores it.
+        dependencies=[Depends(check_text)],
     )
     app.state.db = db or open_database()
     install_handlers(app)

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # Operations (README, Operations): optional, nothing needs them to run.
     log_format: Literal["text", "json"] = "text"
     metrics_token: str | None = None
+    # Webhook and metrics URLs may point at loopback, link-local and private addresses (agora.outbound).
+    allow_private_urls: bool = False
 
     @field_validator("region")
     @classmethod

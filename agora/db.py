@@ -8,6 +8,7 @@ work (request dependency, job runner, CLI command) commits or rolls back.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from agora.config import Settings, get_settings
+from agora.validation import clean_text
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 T = TypeVar("T")
@@ -65,10 +67,20 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, json_deserializer=_sqlite_json
+        )
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _sqlite_json(text: str) -> Any:
+    """SQLite's JSON columns keep any text JSON can spell, a lone UTF-16 surrogate included (stored before the
+    API refused them at its edge; PostgreSQL's JSONB never takes one). Such a string is read as U+FFFD, so no
+    stored value can make a response unwritable."""
+    value = json.loads(text)
+    return clean_text(value) if "\\ud" in text.lower() else value
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -111,3 +111,11 @@ def manual_clock() -> Iterator[clock.ManualClock]:
 def client(db: Database) -> Iterator[TestClient]:
     with TestClient(create_app(db)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def private_urls_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Webhook endpoints and metrics served by the test on 127.0.0.1 may be fetched (agora.outbound refuses
+    loopback by default)."""
+    monkeypatch.setenv("AGORA_ALLOW_PRIVATE_URLS", "1")
+    config.reset_settings()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from sqlalchemy import select
 
 from agora import audit, clock
@@ -14,7 +14,8 @@ from agora.auth import Principal, require
 from agora.deps import Uow
 from agora.errors import InvalidTransition, NotFound
 from agora.models import AuditEvent, Job, JobState, Notification, Role
-from agora.paging import MAX_ID, Page, Paging
+from agora.paging import Page, Paging
+from agora.validation import Id, Instant, clean_text
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 operator_only = require(Role.OPERATOR)
@@ -31,6 +32,12 @@ class AuditEventOut(BaseModel):
     after: dict[str, Any] | None
     request_id: str | None
 
+    @field_validator("actor", "target_id", "before", "after", "request_id")
+    @classmethod
+    def _writable(cls, value: Any) -> Any:
+        """What was stored before the edge refused invalid text still renders (as U+FFFD)."""
+        return clean_text(value)
+
 
 class AuditPage(BaseModel):
     events: list[AuditEventOut]
@@ -46,9 +53,9 @@ def list_audit(
     target_type: str | None = None,
     target_id: str | None = None,
     request_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before_id: int | None = Query(None, ge=0, le=MAX_ID, description="events older than this id (same as `after`)"),
+    since: Instant | None = None,
+    until: Instant | None = None,
+    before_id: Annotated[Id | None, Query(description="events older than this id (same as `after`)")] = None,
     page: Page = Depends(Paging),
 ) -> AuditPage:
     query = select(AuditEvent)
@@ -65,9 +72,9 @@ def list_audit(
     if request_id:
         query = query.where(AuditEvent.request_id == request_id)
     if since:
-        query = query.where(AuditEvent.at >= clock.ensure_utc(since))
+        query = query.where(AuditEvent.at >= since)
     if until:
-        query = query.where(AuditEvent.at < clock.ensure_utc(until))
+        query = query.where(AuditEvent.at < until)
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
     rows = page.scalars(session, query, [AuditEvent.id], newest_first=True)
@@ -138,7 +145,7 @@ def list_jobs(
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobOut)
-def retry_job(job_id: int, session: Uow, principal: Principal = Depends(operator_only)) -> JobOut:
+def retry_job(job_id: Id, session: Uow, principal: Principal = Depends(operator_only)) -> JobOut:
     """Give a job that used up its attempts another full set."""
     job = session.get(Job, job_id)
     if job is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -13,11 +12,12 @@ from sqlalchemy import select
 from agora.auth import ANY_ROLE, Principal, require
 from agora.billing import metering_errors, payouts, pdf, refunds, service
 from agora.deps import Uow
-from agora.errors import Invalid, NotFound
+from agora.errors import NotFound
 from agora.exports import csv_response
 from agora.models import Disbursement, Invoice, InvoiceLine, Role
 from agora.paging import Page, Paging
 from agora.pricing.schema import Price
+from agora.validation import Id, Month
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 anyone = require(*ANY_ROLE)
@@ -86,7 +86,7 @@ def invoices(
 
 
 @router.get("/invoices/{invoice_id}")
-def invoice(invoice_id: int, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
+def invoice(invoice_id: Id, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
     found = session.scalar(_visible(principal).where(Invoice.id == invoice_id))
     if found is None:
         raise NotFound(f"no invoice {invoice_id}")
@@ -94,7 +94,7 @@ def invoice(invoice_id: int, session: Uow, principal: Principal = Depends(anyone
 
 
 @router.get("/invoices/{invoice_id}/pdf", response_class=Response)
-def invoice_pdf(invoice_id: int, session: Uow, principal: Principal = Depends(anyone)) -> Response:
+def invoice_pdf(invoice_id: Id, session: Uow, principal: Principal = Depends(anyone)) -> Response:
     """The invoice (or the caller's lines of it, for a seller) as a PDF."""
     found = session.scalar(_visible(principal).where(Invoice.id == invoice_id))
     if found is None:
@@ -125,10 +125,8 @@ def disbursements(
 
 
 @router.get("/reports/{period}")
-def seller_report(period: str, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
+def seller_report(period: Month, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     """The seller's month: billed revenue, active subscribers, usage by dimension."""
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
-        raise Invalid.at("period", "must be a month like 2026-03")
     return payouts.report(session, principal.id, period)
 
 
@@ -138,7 +136,7 @@ class RefundIn(BaseModel):
     buyer_account: str = Field(pattern=r"^[0-9]{12}$")
     buyer_email: str = Field(min_length=3, max_length=320)
     product: str
-    periods: list[str] = Field(min_length=1, max_length=36)
+    periods: list[Month] = Field(min_length=1, max_length=36)
     amount: Price | None = Field(None, description="omit for a full refund of those periods' charges")
     reason: str = Field(min_length=1, max_length=1000)
     kind: str = Field("software", pattern="^(software|tax)$")
@@ -147,9 +145,6 @@ class RefundIn(BaseModel):
 @router.post("/refunds", status_code=201)
 def refund(body: RefundIn, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     """RFD-01: a seller-approved software refund, issued as a credit note (never more than was charged)."""
-    for n, period in enumerate(body.periods):
-        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
-            raise Invalid.at(f"periods[{n}]", "must be a month like 2026-03")
     if body.kind == "tax":
         refunds.tax_refund(session, principal)
     note = refunds.seller_refund(
@@ -174,7 +169,7 @@ class AnnualRefundIn(BaseModel):
 
 @router.post("/annual-purchases/{purchase_id}/refund", status_code=201)
 def refund_annual(
-    purchase_id: int, body: AnnualRefundIn, session: Uow, principal: Principal = Depends(seller_or_operator)
+    purchase_id: Id, body: AnnualRefundIn, session: Uow, principal: Principal = Depends(seller_or_operator)
 ) -> dict[str, Any]:
     """RFD-03: a full refund within 48 h (or 14 days of an auto-renewal), pro-rata within 14 days (seller)."""
     return service.invoice_json(session, refunds.annual_refund(session, principal, purchase_id, body.mode, body.reason))
@@ -187,13 +182,13 @@ class VoidIn(BaseModel):
 
 
 @router.post("/invoices/{invoice_id}/pay")
-def pay(invoice_id: int, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
+def pay(invoice_id: Id, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
     """Record the buyer's payment: finalized → paid."""
     return service.invoice_json(session, refunds.mark_paid(session, principal, invoice_id))
 
 
 @router.post("/invoices/{invoice_id}/void", status_code=201)
-def void(invoice_id: int, body: VoidIn, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
+def void(invoice_id: Id, body: VoidIn, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
     """Void an unpaid invoice issued in error; answers the credit note that reverses it."""
     return service.invoice_json(session, refunds.void(session, principal, invoice_id, body.reason))
 
@@ -201,7 +196,7 @@ def void(invoice_id: int, body: VoidIn, session: Uow, principal: Principal = Dep
 class MeteringErrorsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    record_ids: list[int] = Field(
+    record_ids: list[Id] = Field(
         min_length=1, max_length=1000, description="the `id`s of the usage records, as GET /api/v1/usage lists them"
     )
     reason: str = Field(min_length=1, max_length=1000)

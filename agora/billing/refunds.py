@@ -144,7 +144,14 @@ def seller_refund(
     if product is None or product.seller_id != principal.id:
         raise NotFound(f"no product {product_code!r}")
     buyer = session.scalar(select(Buyer).where(Buyer.account == buyer_account))
-    if buyer is None or buyer.email.lower() != buyer_email.strip().lower():
+    # The relationship first, and one answer for an unknown account and a stranger: a seller learns nothing,
+    # not even whether an e-mail is theirs, about buyers of the marketplace that never bought its product.
+    customer = buyer is not None and session.scalar(
+        select(Subscription.id).where(Subscription.buyer_id == buyer.id, Subscription.product_id == product.id).limit(1)
+    )
+    if buyer is None or not customer:
+        raise Invalid.at("buyer_account", f"is not a customer of {product_code} [RFD-01]")
+    if buyer.email.lower() != buyer_email.strip().lower():
         raise Invalid.at("buyer_email", "does not match the buyer account's e-mail [RFD-01]")
     if not periods:
         raise Invalid.at("periods", "name at least one billing period [RFD-01]")

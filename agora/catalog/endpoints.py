@@ -21,6 +21,7 @@ from agora.deps import Uow, get_db
 from agora.errors import Invalid, NotFound
 from agora.models import ChangeRequest, Product, ProductAsset, Role
 from agora.paging import Page, Paging
+from agora.validation import Id
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 seller_only = require(Role.SELLER)
@@ -235,7 +236,7 @@ def reject(code: str, session: Uow, body: Reason, principal: Principal = Depends
 
 @router.post("/change-requests/{request_id}/approve")
 def approve_change(
-    request_id: int, session: Uow, principal: Principal = Depends(operator_only), body: Reason | None = None
+    request_id: Id, session: Uow, principal: Principal = Depends(operator_only), body: Reason | None = None
 ) -> dict[str, Any]:
     request = service.decide_change(session, principal, request_id, approve=True, reason=body.reason if body else None)
     return _change_out(request)
@@ -243,7 +244,7 @@ def approve_change(
 
 @router.post("/change-requests/{request_id}/reject")
 def reject_change(
-    request_id: int, session: Uow, body: Reason, principal: Principal = Depends(operator_only)
+    request_id: Id, session: Uow, body: Reason, principal: Principal = Depends(operator_only)
 ) -> dict[str, Any]:
     return _change_out(service.decide_change(session, principal, request_id, approve=False, reason=body.reason))
 

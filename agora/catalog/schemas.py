@@ -7,7 +7,16 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
+from agora.outbound import check_url
 from agora.pricing.schema import PricingDocument
+
+
+def _fetchable(url: HttpUrl) -> HttpUrl:
+    """A URL the server will fetch: not into the marketplace's own network (agora.outbound)."""
+    problem = check_url(str(url))
+    if problem:
+        raise ValueError(problem)
+    return url
 
 
 class ProductKind(StrEnum):
@@ -119,7 +128,7 @@ class ListingFields(Closed):
     refund_policy: str | None = None
     enterprise_only: bool | None = None
     fulfillment_url: HttpUrl | None = None
-    webhook_url: HttpUrl | None = None
+    webhook_url: Annotated[HttpUrl, AfterValidator(_fetchable)] | None = None
     icp_filing: str | None = None
     eula: Literal["standard"] | None = Field(None, description="'standard', or upload a PDF as asset kind 'eula'")
     tax_code: str | None = None

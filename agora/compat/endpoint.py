@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,6 +19,8 @@ from starlette.responses import Response
 
 from agora.compat.aws import protocol as aws
 from agora.db import Database
+
+log = logging.getLogger("agora.compat")
 
 # How many metering requests of one process run their database work at once. On SQLite a few: writes are
 # serialized anyway, but a request that has prepared its rows waits for the write lock (releasing the GIL)
@@ -39,6 +43,33 @@ async def in_thread(db: Database, function: Any, *args: Any) -> Any:
 
 
 async def sdk_endpoint(request: Request) -> Response:
+    """Each door answers every request in its vendor's shape; this is the last resort should one not."""
+    try:
+        return await _dispatch(request)
+    except Exception:
+        request_id = str(uuid.uuid4())
+        log.exception("SDK request %s failed", request_id)
+        if "x-amz-target" in request.headers:
+            body = {"__type": "InternalServiceErrorException", "message": f"An internal error occurred ({request_id})."}
+            return Response(
+                json.dumps(body), 500, headers={"content-type": aws.CONTENT_TYPE, "x-amzn-RequestId": request_id}
+            )
+        if _alibaba(request):
+            request_id = request_id.upper()
+            message = f"The request processing has failed due to some unknown error. RequestId {request_id}."
+            body = {"RequestId": request_id, "Code": "InternalError", "Message": message}
+            return Response(
+                json.dumps(body), 500, headers={"content-type": "application/json", "x-acs-request-id": request_id}
+            )
+        body = {"error": "internal_error", "detail": f"the request failed ({request_id})"}
+        return Response(json.dumps(body), 500, media_type="application/json")
+
+
+def _alibaba(request: Request) -> bool:
+    return "x-acs-action" in request.headers or "Action=" in request.url.query
+
+
+async def _dispatch(request: Request) -> Response:
     body = await request.body()
     db: Database = request.app.state.db
     headers = request.headers

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
@@ -14,13 +13,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict
 from agora.auth import ANY_ROLE, Principal, require
 from agora.compat.endpoint import in_thread
 from agora.deps import Uow, get_db
-from agora.errors import Invalid
 from agora.exports import csv_response
 from agora.metering import service
 from agora.metering import usage as usage_query
 from agora.metering.records import Allocation, Problem, Reading, Source, Status
 from agora.models import Role
 from agora.paging import Page, paging
+from agora.validation import Instant
 
 router = APIRouter(prefix="/api/v1", tags=["metering"])
 sender = require(Role.SELLER, Role.BUYER)
@@ -136,15 +135,12 @@ def usage(
     product: str | None = None,
     customer: str | None = Query(None, description="customer identifier"),
     dimension: str | None = None,
-    start: datetime | None = Query(None, description="from this hour (inclusive)"),
-    end: datetime | None = Query(None, description="to this hour (exclusive)"),
+    start: Annotated[Instant | None, Query(description="from this hour (inclusive)")] = None,
+    end: Annotated[Instant | None, Query(description="to this hour (exclusive)")] = None,
     format: str = Query("json", pattern="^(json|csv)$"),
     page: Page = Depends(paging(default=1000, maximum=10_000)),
 ) -> dict[str, Any] | Response:
     """Usage records the caller may see: a seller its products', a buyer its own. `format=csv` exports."""
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and value.tzinfo is None:
-            raise Invalid.at(name, "give a time zone (e.g. 2026-03-01T00:00:00Z)")
     where = usage_query.UsageFilter(product, customer, dimension, start, end, page.after or 0, page.limit)
     records = usage_query.query(session, principal, where)
     next_after = records[-1]["id"] if len(records) == page.limit else None

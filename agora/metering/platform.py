@@ -42,6 +42,7 @@ from agora.errors import Conflict, Invalid, NotFound
 from agora.metering.records import USAGE, Outcome, Problem, Reading, Source, from_epoch
 from agora.metering.service import ingest
 from agora.models import InstanceRun, MetricScrape, Product, ProductRegion, Subscription
+from agora.outbound import check_url
 from agora.pricing.schema import PricingDocument, TieredItem
 from agora.pricing.service import price_for
 
@@ -294,6 +295,9 @@ def _check_metrics_url(product: Product, document: PricingDocument | None, templ
     scraped = platform_items(document, product, template, "prometheus")
     if url and not url.startswith(("http://", "https://")):
         raise Invalid.at("metrics_url", "must be an http:// or https:// URL")
+    problem = check_url(url) if url else None
+    if problem:
+        raise Invalid.at("metrics_url", problem)
     if scraped and not url:
         names = ", ".join(i.name for i in scraped)
         raise Invalid.at("metrics_url", f"{product.code} scrapes {names} from the deployment: give its URL [PRC-14]")

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from agora.metering import platform
 from agora.metering.platform import BillLine, RunKind
 from agora.models import Buyer, InstanceRun, MetricScrape, Product, Role, Subscription
 from agora.paging import Page, Paging
+from agora.validation import Instant
 
 router = APIRouter(prefix="/api/v1", tags=["metering"])
 runner = require(Role.BUYER, Role.OPERATOR)
@@ -53,7 +54,7 @@ class MlJobIn(BaseModel):
     instances: int = Field(1, ge=1, le=10_000)
     seconds: int = Field(ge=1, le=10**9, description="run time of the job, in seconds (PRC-12)")
     job_id: str | None = Field(None, min_length=1, max_length=128, description="sending it again is stored once")
-    at: AwareDatetime | None = Field(None, description="when the job started; now when left out")
+    at: Instant | None = Field(None, description="when the job started; now when left out")
 
 
 class BillLineIn(BaseModel):
@@ -63,7 +64,7 @@ class BillLineIn(BaseModel):
     item: str = Field(min_length=1, max_length=160)
     customer_identifier: str | None = Field(None, min_length=1, max_length=128)
     instance_id: str | None = Field(None, min_length=1, max_length=platform.MAX_INSTANCE_ID)
-    hour: AwareDatetime = Field(description="the hour the charge belongs to (rounded down to the hour)")
+    hour: Instant = Field(description="the hour the charge belongs to (rounded down to the hour)")
     quantity: int = Field(ge=0)
 
 

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agora import clock, jobs
+from agora import clock, jobs, outbound
 from agora.metering import platform
 from agora.metering.platform import HOUR, MAX_SCRAPE_ATTEMPTS, SCRAPE, TICK, RunKind, clock_hour
 from agora.models import InstanceRun, MetricScrape, Product, Subscription
@@ -150,7 +150,9 @@ def _text(value: Decimal) -> str:
 def read_counter(url: str, metric: str) -> Decimal:
     """The value of counter `metric` at `url` (Prometheus text format)."""
     try:
-        response = httpx.get(url, timeout=SCRAPE_TIMEOUT)
+        response = outbound.request("GET", url, timeout=SCRAPE_TIMEOUT)
+    except outbound.RefusedUrl as exc:
+        raise ScrapeFailed(f"cannot fetch {url}: {exc}") from None
     except httpx.HTTPError as exc:
         raise ScrapeFailed(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from None
     if response.status_code != 200:
@@ -169,8 +171,9 @@ def counter_value(text: str, metric: str) -> Decimal:
                 if sample.name in names:
                     total += Decimal(repr(sample.value))
                     found = True
-    except (ValueError, TypeError, IndexError, InvalidOperation) as exc:
-        raise ScrapeFailed(f"the metrics text cannot be parsed: {exc}") from None
+    except (ValueError, TypeError, IndexError, InvalidOperation):
+        # Not the parser's message: it quotes the fetched text, which the seller's deployment wrote.
+        raise ScrapeFailed("the metrics text cannot be parsed: it is not in the Prometheus text format") from None
     if not found:
         raise ScrapeFailed(f"metric {metric} is missing")
     if not total.is_finite() or total < 0:

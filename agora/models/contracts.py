@@ -58,7 +58,7 @@ class AnnualPurchase(Timestamped, Base):
     subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
     instance_type: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column()
-    unit_price: Mapped[Decimal] = mapped_column(Numeric(14, 6))
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(20, 8))  # any price (pricing.schema: 12 digits, 8 places)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     starts_at: Mapped[datetime] = mapped_column()
     ends_at: Mapped[datetime] = mapped_column()

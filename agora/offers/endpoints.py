@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -14,7 +13,6 @@ from agora.auth import ANY_ROLE, Principal, require
 from agora.catalog import assets, uploads
 from agora.catalog.assets import AssetKind
 from agora.catalog.storage import LocalAssetStorage
-from agora.clock import ensure_utc
 from agora.db import Database
 from agora.deps import Uow, get_db
 from agora.errors import Invalid, NotFound
@@ -23,20 +21,12 @@ from agora.offers import service
 from agora.offers.schemas import OfferOut
 from agora.paging import Page, Paging
 from agora.pricing.schema import Price, PricingDocument
+from agora.validation import Instant
 
 router = APIRouter(prefix="/api/v1/offers", tags=["offers"])
 anyone = require(*ANY_ROLE)
 seller_only = require(Role.SELLER)
 buyer_only = require(Role.BUYER)
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("needs a time zone, e.g. 2026-06-30T00:00:00Z")
-    return ensure_utc(value)
-
-
-Instant = Annotated[datetime, AfterValidator(_aware)]
 
 
 class Instalment(BaseModel):

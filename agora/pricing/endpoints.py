@@ -18,6 +18,7 @@ from agora.paging import Page, Paging
 from agora.pricing import service
 from agora.pricing.rules import FAMILIES
 from agora.pricing.schema import Price, PricingDocument
+from agora.validation import Id
 
 router = APIRouter(prefix="/api/v1", tags=["pricing"])
 seller_only = require(Role.SELLER)
@@ -125,7 +126,7 @@ class Decision(BaseModel):
 
 @router.post("/pricing-model-requests/{request_id}/approve", response_model=RequestOut)
 def approve_model_change(
-    request_id: int, session: Uow, principal: Principal = Depends(operator_only), body: Decision | None = None
+    request_id: Id, session: Uow, principal: Principal = Depends(operator_only), body: Decision | None = None
 ) -> RequestOut:
     reason = body.reason if body else None
     return _request_out(
@@ -135,7 +136,7 @@ def approve_model_change(
 
 @router.post("/pricing-model-requests/{request_id}/reject", response_model=RequestOut)
 def reject_model_change(
-    request_id: int, body: Decision, session: Uow, principal: Principal = Depends(operator_only)
+    request_id: Id, body: Decision, session: Uow, principal: Principal = Depends(operator_only)
 ) -> RequestOut:
     return _request_out(
         session, service.decide_model_change(session, principal, request_id, approve=False, reason=body.reason)

@@ -16,11 +16,12 @@ from agora.auth import Principal
 from agora.billing import service as billing
 from agora.errors import Conflict, Forbidden, Invalid, NotFound
 from agora.models import AnnualPurchase, Buyer, PriceVersion, Product, Role, Subscription
-from agora.money import format_amount, format_price, to_cents
+from agora.money import format_amount, format_price
 from agora.pricing import service as pricing
 from agora.pricing.changes import renewal_takes_new_price
 from agora.subscriptions.contracts import add_months
 from agora.subscriptions.service import visible
+from agora.validation import charge_cents
 
 RENEWAL_NOTICE_BEFORE = timedelta(days=30)
 
@@ -72,7 +73,7 @@ def record(
         instance_type=instance_type,
         quantity=quantity,
         unit_price=unit_price,
-        amount_cents=to_cents(unit_price * quantity),
+        amount_cents=charge_cents(unit_price * quantity, "quantity"),
         starts_at=start,
         ends_at=add_months(start, 12),
         auto_renew=auto_renew,

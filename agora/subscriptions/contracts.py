@@ -17,9 +17,9 @@ from agora.auth import Principal
 from agora.billing import service as billing
 from agora.errors import Conflict, Forbidden, Invalid, NotFound
 from agora.models import Buyer, Contract, ContractCharge, Entitlement, Product, Role, Subscription
-from agora.money import to_cents
 from agora.pricing import service as pricing
 from agora.subscriptions.service import visible
+from agora.validation import charge_cents
 from agora.webhooks import service as webhooks
 
 DURATIONS = (1, 12, 24, 36)  # PRC-10
@@ -111,7 +111,7 @@ def record(
         Entitlement(contract_id=contract.id, dimension=name, quantity=quantity, expires_at=contract.ends_at)
         for name, quantity in sorted(quantities.items())
     )
-    amount = to_cents(sum((prices[n] * q for n, q in quantities.items()), Decimal(0)))
+    amount = charge_cents(sum((prices[n] * q for n, q in quantities.items()), Decimal(0)), "quantities")
     charge = ContractCharge(contract_id=contract.id, reason="purchase", amount_cents=amount, at=now)
     session.add(charge)
     session.flush()
@@ -146,7 +146,7 @@ def upgrade(session: Session, principal: Principal, subscription_id: int, quanti
     share = Decimal((contract.ends_at - now).total_seconds()) / Decimal(
         (contract.ends_at - contract.starts_at).total_seconds()
     )
-    amount = to_cents(sum((prices[n] * q for n, q in increase.items()), Decimal(0)) * share)
+    amount = charge_cents(sum((prices[n] * q for n, q in increase.items()), Decimal(0)) * share, "quantities")
     for name, quantity in quantities.items():
         if name in current:
             current[name].quantity = quantity

@@ -19,6 +19,7 @@ from agora.subscriptions.schemas import (
     LicenseOut,
     SubscriptionOut,
 )
+from agora.validation import Id, Quantity
 
 router = APIRouter(prefix="/api/v1", tags=["subscriptions"])
 anyone = require(*ANY_ROLE)
@@ -88,14 +89,14 @@ def list_subscriptions(
 
 
 @router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut, response_model_exclude_unset=True)
-def get_subscription(subscription_id: int, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
+def get_subscription(subscription_id: Id, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
     return subscription_out(session, service.visible(session, principal, subscription_id))
 
 
 @router.post(
     "/subscriptions/{subscription_id}/cancel", response_model=SubscriptionOut, response_model_exclude_unset=True
 )
-def cancel(subscription_id: int, session: Uow, principal: Principal = Depends(buyer_only)) -> dict[str, Any]:
+def cancel(subscription_id: Id, session: Uow, principal: Principal = Depends(buyer_only)) -> dict[str, Any]:
     return subscription_out(session, service.cancel(session, principal, subscription_id))
 
 
@@ -119,13 +120,13 @@ class ContractIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     duration_months: int = Field(description="1, 12, 24 or 36 (PRC-10)")
-    quantities: dict[str, int] = Field(description="dimension → units bought")
+    quantities: dict[str, Quantity] = Field(description="dimension → units bought")
 
 
 class UpgradeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quantities: dict[str, int] = Field(description="dimension → new total units (never lower)")
+    quantities: dict[str, Quantity] = Field(description="dimension → new total units (never lower)")
 
 
 def contract_out(session: Uow, contract: Contract) -> dict[str, Any]:
@@ -150,7 +151,7 @@ def contract_out(session: Uow, contract: Contract) -> dict[str, Any]:
     "/subscriptions/{subscription_id}/contract", status_code=status.HTTP_201_CREATED, response_model=ContractOut
 )
 def buy_contract(
-    subscription_id: int, body: ContractIn, session: Uow, principal: Principal = Depends(buyer_only)
+    subscription_id: Id, body: ContractIn, session: Uow, principal: Principal = Depends(buyer_only)
 ) -> dict[str, Any]:
     """Buy contract quantities upfront (PRC-10); entitlements and a license follow (SUB-07)."""
     contract = contracts.buy(session, principal, subscription_id, body.duration_months, body.quantities)
@@ -159,7 +160,7 @@ def buy_contract(
 
 @router.post("/subscriptions/{subscription_id}/contract/upgrade", response_model=ContractOut)
 def upgrade_contract(
-    subscription_id: int, body: UpgradeIn, session: Uow, principal: Principal = Depends(buyer_only)
+    subscription_id: Id, body: UpgradeIn, session: Uow, principal: Principal = Depends(buyer_only)
 ) -> dict[str, Any]:
     return contract_out(session, contracts.upgrade(session, principal, subscription_id, body.quantities))
 
@@ -191,7 +192,7 @@ class AnnualIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instance_type: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(gt=0)
+    quantity: Quantity = Field(gt=0)
     auto_renew: bool = False
 
 
@@ -203,7 +204,7 @@ class AutoRenewIn(BaseModel):
     "/subscriptions/{subscription_id}/annual", status_code=status.HTTP_201_CREATED, response_model=AnnualPurchaseOut
 )
 def buy_annual(
-    subscription_id: int, body: AnnualIn, session: Uow, principal: Principal = Depends(buyer_only)
+    subscription_id: Id, body: AnnualIn, session: Uow, principal: Principal = Depends(buyer_only)
 ) -> dict[str, Any]:
     """SUB-03: annual subscriptions for `quantity` instances of one type, 12 months, paid in full now."""
     purchase = annual.buy(
@@ -214,7 +215,7 @@ def buy_annual(
 
 @router.get("/subscriptions/{subscription_id}/annual", response_model=list[AnnualPurchaseOut])
 def list_annual(
-    subscription_id: int, session: Uow, principal: Principal = Depends(anyone), page: Page = Depends(Paging)
+    subscription_id: Id, session: Uow, principal: Principal = Depends(anyone), page: Page = Depends(Paging)
 ) -> list[dict[str, Any]]:
     subscription = service.visible(session, principal, subscription_id)
     query = select(AnnualPurchase).where(AnnualPurchase.subscription_id == subscription.id)
@@ -224,6 +225,6 @@ def list_annual(
 
 @router.post("/annual-purchases/{purchase_id}/auto-renew", response_model=AnnualPurchaseOut)
 def set_auto_renew(
-    purchase_id: int, body: AutoRenewIn, session: Uow, principal: Principal = Depends(buyer_only)
+    purchase_id: Id, body: AutoRenewIn, session: Uow, principal: Principal = Depends(buyer_only)
 ) -> dict[str, Any]:
     return annual.purchase_out(annual.set_auto_renew(session, principal, purchase_id, body.auto_renew))

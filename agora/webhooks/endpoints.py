@@ -12,6 +12,7 @@ from agora.auth import Principal, require
 from agora.deps import Uow
 from agora.models import JobState, Product, Role, WebhookDelivery
 from agora.paging import Page, Paging
+from agora.validation import Id
 from agora.webhooks import service
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -75,5 +76,5 @@ def list_deliveries(
 
 
 @router.post("/deliveries/{delivery_id}/replay", response_model=DeliveryOut)
-def replay(delivery_id: int, session: Uow, principal: Principal = Depends(seller_only)) -> DeliveryOut:
+def replay(delivery_id: Id, session: Uow, principal: Principal = Depends(seller_only)) -> DeliveryOut:
     return _out(session, service.replay(session, principal, delivery_id))

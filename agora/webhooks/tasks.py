@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
-from agora import clock, jobs
+from agora import clock, jobs, outbound
 from agora.models import Seller, WebhookDelivery
 from agora.webhooks.service import body_of, secret_of
 
@@ -37,7 +37,9 @@ def deliver(session: Session, payload: dict[str, Any]) -> None:
         "webhook-signature": Webhook(secret).sign(delivery.message_id, now, body),
     }
     try:
-        response = httpx.post(delivery.url, content=body, headers=headers, timeout=TIMEOUT)
+        response = outbound.request("POST", delivery.url, content=body, headers=headers, timeout=TIMEOUT)
+    except outbound.RefusedUrl as exc:
+        raise DeliveryFailed(str(exc)) from None
     except httpx.HTTPError as exc:
         raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
     if not 200 <= response.status_code < 300:

@@ -242,3 +242,24 @@ def test_a_paid_invoice_is_refunded_not_voided(
     voided = client.post(f"/api/v1/invoices/{invoice['id']}/void", json={"reason": "late"}, headers=ops)
     assert voided.status_code == 409 and "refunded" in voided.json()["detail"]
     assert post(client, "acme-token", REFUND).status_code == 201
+
+
+@pytest.mark.rule("RFD-01")
+def test_a_seller_learns_nothing_of_a_buyer_it_has_no_relation_with_RFD_01(
+    db: Database, client: TestClient, manual_clock: clock.ManualClock
+) -> None:
+    """Whether the e-mail is the stranger's or not, and whether the account exists at all, one answer."""
+    load(db, manual_clock)
+    close_march(db, manual_clock)
+    with db.unit_of_work() as session:
+        load_data({"buyers": [{"account": "999988887777", "email": "z@buyer.example"}]}, session)
+    answers = [
+        post(client, "acme-token", {**REFUND, "buyer_account": account, "buyer_email": email})
+        for account, email in (("999988887777", "z@buyer.example"), ("999988887777", "x@y.example"),
+                               ("000000000000", "z@buyer.example"))
+    ]  # fmt: skip
+    assert {(a.status_code, a.text) for a in answers} == {(422, answers[0].text)}, [a.text for a in answers]
+    assert answers[0].json()["problems"] == [{"loc": "buyer_account", "msg": "is not a customer of vault [RFD-01]"}]
+    # the product's own customer with the wrong e-mail is told so
+    wrong = post(client, "acme-token", {**REFUND, "buyer_email": "x@y.example"})
+    assert wrong.json()["problems"][0]["loc"] == "buyer_email"

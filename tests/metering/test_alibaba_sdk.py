@@ -566,3 +566,34 @@ def test_a_refused_push_stores_nothing_of_it(live: Live) -> None:
     assert live.stored() == [(INSTANCE, start, start + 3600, "queries", 12, "seller")]
     live.push(fresh)  # nothing of the refused pushes was kept: the fresh records are accepted as new
     assert [row[4] for row in live.stored()] == [12, 1, 2]
+
+
+# --- hostile input (issue 15): always Alibaba's error shape, a 4xx for the caller's fault ----------------------
+
+
+def test_a_lone_surrogate_in_metering_is_refused_naming_where(live: Live) -> None:
+    error = refused(lambda: live.push([record("\ud800", live.start)]), "InvalidParameter.Metering", live=live)
+    assert message(error).startswith("Metering[0].InstanceId is not valid Unicode")
+    error = refused(lambda: live.push([record(INSTANCE, live.start, **{"que\udc00ries": 1})]),
+                    "InvalidParameter.Metering")  # fmt: skip
+    assert message(error).startswith("Metering[0].Entities[0].Key is not valid Unicode")
+    error = refused(lambda: live.push_service("si-1\x00", [record(None, live.start)]), "InvalidParameter")
+    assert message(error) == "ServiceInstanceId must not contain NUL characters."
+    assert live.stored() == []
+
+
+def test_an_error_quoting_unwritable_text_is_still_answered() -> None:
+    reply = protocol._error(400, "InvalidParameter.InstanceId", "instance '\ud800' differs", "RID", "host")
+    assert reply.status == 400
+    assert json.loads(reply.body.decode("utf-8"))["Message"] == "instance '\ufffd' differs"
+
+
+def test_an_internal_fault_is_answered_in_alibabas_shape(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(protocol.OPERATIONS, ("PushMeteringData", "2015-11-01"), broken)
+    with pytest.raises(Exception) as caught:  # tea-openapi raises ServerException for a 5xx
+        live.push([record(INSTANCE, live.start)])
+    assert getattr(caught.value, "code", None) == "InternalError"
+    assert getattr(caught.value, "status_code", None) == 500

@@ -872,3 +872,80 @@ def test_identical_records_sent_at_once_are_stored_once_MTR_05(live: Live) -> No
         batched = list(pool.map(batch, sellers))
     assert len(set(metered)) == len(set(batched)) == 1
     assert sorted(r[0] for r in live.stored()) == sorted({*metered, *batched})
+
+
+# --- hostile input (issue 15): always the AWS error shape, a 4xx for the caller's fault -------------------------
+
+
+def signed_post(live: Live, target: str, body: bytes, key: Key = SELLER_KEY) -> httpx.Response:
+    """A raw request signed as botocore signs one, for bodies boto3 cannot produce."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target}
+    request = AWSRequest(method="POST", url=f"{live.url}/", data=body, headers=headers)
+    SigV4Auth(Credentials(*key), "aws-marketplace", REGION).add_auth(request)
+    return httpx.post(f"{live.url}/", content=body, headers=dict(request.headers.items()), timeout=30)
+
+
+def test_json_nested_too_deep_is_a_serialization_error(live: Live) -> None:
+    body = b'{"ProductCode": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = signed_post(live, "AWSMPMeteringService.BatchMeterUsage", body)
+    assert response.status_code == 400, response.text
+    assert response.json()["__type"] == "SerializationException"
+
+
+@pytest.mark.parametrize("token", ["o²", "o" + "9" * 5000, "o-1", "x1"])
+def test_a_next_token_agora_did_not_issue_is_an_invalid_parameter(live: Live, token: str) -> None:
+    error = refused(
+        lambda: live.entitlement().get_entitlements(ProductCode=CONTRACT, NextToken=token), "InvalidParameterException"
+    )
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_a_lone_surrogate_in_any_member_is_refused_naming_it(live: Live) -> None:
+    bad = "\ud800"  # botocore sends it as the JSON escape "\ud800"
+    calls: list[tuple[Callable[[], Any], str, str]] = [
+        (lambda: live.metering().meter_usage(ProductCode=bad, Timestamp=live.hour, UsageDimension="calls"),
+         "ValidationException", "ProductCode"),
+        (lambda: live.metering().meter_usage(ProductCode=GATEWAY, Timestamp=live.hour, UsageDimension="calls",
+                                             ClientToken=bad), "ValidationException", "ClientToken"),
+        (lambda: live.metering(SELLER_KEY).batch_meter_usage(ProductCode=SAAS, UsageRecords=[
+            {"Timestamp": live.hour, "CustomerIdentifier": "a\ud800", "Dimension": "users", "Quantity": 1}]),
+         "ValidationException", "UsageRecords[0].CustomerIdentifier"),
+        (lambda: live.metering(SELLER_KEY).resolve_customer(RegistrationToken=bad), "ValidationException",
+         "RegistrationToken"),
+        (lambda: live.entitlement().get_entitlements(ProductCode=bad), "InvalidParameterException", "ProductCode"),
+        (lambda: live.entitlement().get_entitlements(ProductCode=CONTRACT, Filter={"DIMENSION": ["x\x00"]}),
+         "InvalidParameterException", "Filter.DIMENSION[0]"),
+    ]  # fmt: skip
+    for call, code, field in calls:
+        error = refused(call, code)
+        assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert error.response["Error"]["Message"].startswith(f"{field} ")
+    assert live.stored() == []
+
+
+def test_an_internal_fault_is_answered_in_the_aws_shape(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agora.compat.aws import protocol
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(protocol.OPERATIONS, "AWSMPEntitlementService.GetEntitlements", broken)
+    error = refused(lambda: live.entitlement().get_entitlements(ProductCode=CONTRACT), "InternalServiceErrorException")
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+
+def test_the_front_door_answers_in_the_aws_shape_should_the_adapter_itself_fail(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agora.compat.aws import protocol
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(protocol, "handle", broken)
+    error = refused(lambda: live.entitlement().get_entitlements(ProductCode=CONTRACT), "InternalServiceErrorException")
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 500

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from agora import jobs
+from agora import config, jobs
 from agora.clock import ManualClock
 from agora.db import Database
 from agora.errors import Conflict, Invalid, NotFound
@@ -27,6 +27,9 @@ from agora.models import InstanceRun, Job, MetricScrape, Subscription, UsageReco
 from agora.pricing.schema import TieredItem
 from tests.factories import metering as f
 from tests.live import free_port
+
+# Webhooks and metrics are served by the test itself, on 127.0.0.1.
+pytestmark = pytest.mark.usefixtures("private_urls_allowed")
 
 SUBSCRIBED = datetime(2026, 3, 1, tzinfo=UTC)
 BUYER = {"Authorization": "Bearer buyer-token"}
@@ -512,6 +515,7 @@ def test_prc14_a_failed_scrape_is_recorded_retried_and_never_zero_usage(
     exporter.body = "storage_bytes_total{"
     market.work("2026-03-02T14:00:14")
     assert _scrapes(market)["13"][2] == 4 and "cannot be parsed" in str(_scrapes(market)["13"][3])
+    assert "storage_bytes_total{" not in str(_scrapes(market)["13"][3])  # what the deployment served is not echoed
     market.work("2026-03-02T15:00:00")  # hour 14 waits for hour 13: its increase is measured from it
     assert "14" not in _scrapes(market)
     assert market.usage() == [("2026-03-02T12:00:00", "storage", 100)]  # nothing, not zero, for 13 and 14
@@ -711,3 +715,15 @@ def test_instance_ids_of_every_usual_shape_are_accepted(market: Market, client: 
         started = _start(client, BUYER, instance_type="m5.large", instance_id=instance_id)
         assert started.status_code == 201, started.text
         assert client.post(f"/api/v1/instances/{instance_id}/stop", headers=BUYER).status_code == 200
+
+
+def test_a_metrics_url_into_the_private_network_is_refused_by_default(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGORA_ALLOW_PRIVATE_URLS", "0")  # this module allows them; the default does not
+    config.reset_settings()
+    for url in ("http://127.0.0.1:9100/metrics", "http://169.254.169.254/latest/meta-data/"):
+        with pytest.raises(Invalid) as refused:
+            market.start("2026-03-02T12:00:00", "si-1", "si-1000001", RunKind.SERVICE, None, metrics_url=url)
+        assert refused.value.problems[0]["loc"] == "metrics_url"
+        assert "loopback, link-local or private" in refused.value.problems[0]["msg"]

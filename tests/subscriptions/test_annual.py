@@ -12,6 +12,7 @@ from agora import clock, jobs, tasks
 from agora.db import Database
 from agora.manifest.loader import load_data
 from agora.models import Notification
+from agora.validation import MAX_QUANTITY
 
 SELLER = {"Authorization": "Bearer acme-seller-token-1"}
 BUYER = {"Authorization": "Bearer buyer-token-0001"}
@@ -182,3 +183,44 @@ def test_turning_auto_renew_off_or_cancelling_stops_the_renewal(
     _run(market)
     assert len(client.get(f"/api/v1/subscriptions/{subscription}/annual", headers=BUYER).json()) == 1
     assert _notices(market) == []
+
+
+def test_a_quantity_beyond_what_one_purchase_buys_is_refused(
+    client: TestClient, market: Database, manual_clock: clock.ManualClock
+) -> None:
+    subscription = _subscription(client)
+    for quantity in (4611686018427387904, MAX_QUANTITY + 1):
+        bought = client.post(
+            f"/api/v1/subscriptions/{subscription}/annual",
+            json={"instance_type": "m5.large", "quantity": quantity},
+            headers=BUYER,
+        )
+        assert bought.status_code == 422, bought.text
+        assert [p["loc"] for p in bought.json()["problems"]] == ["body.quantity"]
+
+
+def test_a_charge_too_large_to_bill_is_refused_naming_the_quantity(
+    client: TestClient, market: Database, manual_clock: clock.ManualClock
+) -> None:
+    pricing = {"hourly": {"m5.large": "0.10"}, "annual": {"m5.large": "999999999999"}}
+    product = {"code": "acme-dear", "seller": "acme", "kind": "ami", "title": "Dear", "short_description": "D",
+               "category": "security", "regions": ["us-east-1"], "refund_policy": "none", "state": "public",
+               "pricing": pricing}  # fmt: skip
+    with market.unit_of_work() as session:
+        load_data({"products": [product]}, session)
+    response = client.post("/api/v1/subscriptions", json={"product": "acme-dear", "accept_eula": True}, headers=BUYER)
+    subscription = response.json()["id"]
+    bought = client.post(
+        f"/api/v1/subscriptions/{subscription}/annual",
+        json={"instance_type": "m5.large", "quantity": MAX_QUANTITY},
+        headers=BUYER,
+    )
+    assert bought.status_code == 422, bought.text
+    assert bought.json()["problems"][0]["loc"] == "quantity"
+    assert "more than the 10000000000000.00 one charge may be" in bought.json()["detail"]
+    fits = client.post(
+        f"/api/v1/subscriptions/{subscription}/annual",
+        json={"instance_type": "m5.large", "quantity": 10},
+        headers=BUYER,
+    )
+    assert fits.status_code == 201, fits.text

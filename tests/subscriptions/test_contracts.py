@@ -14,6 +14,9 @@ from agora.manifest.loader import load_data
 from agora.models import WebhookDelivery
 from agora.subscriptions.contracts import add_months
 
+# Webhooks and metrics are served by the test itself, on 127.0.0.1.
+pytestmark = pytest.mark.usefixtures("private_urls_allowed")
+
 SELLER = {"Authorization": "Bearer acme-seller-token-1"}
 OTHER_SELLER = {"Authorization": "Bearer globex-seller-token"}
 BUYER = {"Authorization": "Bearer buyer-token-0001"}
@@ -192,3 +195,25 @@ def test_months_are_added_on_the_calendar() -> None:
     assert add_months(datetime(2027, 2, 28, tzinfo=UTC), 12) == datetime(2028, 2, 28, tzinfo=UTC)
     assert add_months(datetime(2027, 3, 31, tzinfo=UTC), 11) == datetime(2028, 2, 29, tzinfo=UTC)
     assert add_months(datetime(2026, 11, 15, tzinfo=UTC), 36) == datetime(2029, 11, 15, tzinfo=UTC)
+
+
+def test_a_quantity_beyond_what_one_contract_buys_is_refused(
+    client: TestClient, market: Database, manual_clock: clock.ManualClock
+) -> None:
+    subscription = _subscribe(client)
+    huge = {"seats": 4611686018427387904}
+    bought = client.post(
+        f"/api/v1/subscriptions/{subscription}/contract", json={"duration_months": 1, "quantities": huge}, headers=BUYER
+    )
+    assert bought.status_code == 422, bought.text
+    assert [p["loc"] for p in bought.json()["problems"]] == ["body.quantities.seats"]
+    client.post(
+        f"/api/v1/subscriptions/{subscription}/contract",
+        json={"duration_months": 1, "quantities": {"seats": 10}},
+        headers=BUYER,
+    )
+    upgraded = client.post(
+        f"/api/v1/subscriptions/{subscription}/contract/upgrade", json={"quantities": huge}, headers=BUYER
+    )
+    assert upgraded.status_code == 422, upgraded.text
+    assert [p["loc"] for p in upgraded.json()["problems"]] == ["body.quantities.seats"]

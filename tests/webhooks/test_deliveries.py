@@ -18,6 +18,9 @@ from agora import clock, jobs, tasks
 from agora.db import Database
 from agora.manifest.loader import load_data
 
+# Webhooks and metrics are served by the test itself, on 127.0.0.1.
+pytestmark = pytest.mark.usefixtures("private_urls_allowed")
+
 
 class Receiver:
     """A real HTTP endpoint on loopback that records what it receives and answers with `status`."""

@@ -52,6 +52,7 @@ from agora.db import Database
 from agora.metering import service as metering
 from agora.metering.records import Problem, Reading, Source
 from agora.models import Product, Role, Subscription
+from agora.validation import bad_text, clean_text, text_problem
 
 log = logging.getLogger("agora.compat.alibaba")
 
@@ -104,6 +105,7 @@ def handle(db: Database, method: str, path: str, query_string: str, headers: Map
     host = headers.get("host") or DEFAULT_HOST
     try:
         principal, verified = _verify(db, method, path, query_string, headers, body)
+        _check_params(verified.params)
         operation = OPERATIONS.get((verified.action, verified.version))
         if operation is None:
             raise AlibabaError(
@@ -150,11 +152,20 @@ def _verify(
 
 
 def _reply(status: int, body: dict[str, Any], request_id: str) -> Reply:
-    return Reply(
-        status,
-        json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
-        {"content-type": CONTENT_TYPE, "x-acs-request-id": request_id},
-    )
+    try:
+        encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a message quoting text that cannot be written: quote it as U+FFFD instead
+        encoded = json.dumps(clean_text(body), separators=(",", ":"), ensure_ascii=False).encode()
+    return Reply(status, encoded, {"content-type": CONTENT_TYPE, "x-acs-request-id": request_id})
+
+
+def _check_params(params: Mapping[str, str]) -> None:
+    """Parameters arrive percent-decoded (invalid UTF-8 becomes U+FFFD) but may still carry NUL."""
+    for name, value in params.items():
+        problem = text_problem(name) or text_problem(value)
+        if problem:
+            where = name if text_problem(name) is None else "A parameter name"
+            raise AlibabaError("InvalidParameter", f"{where} {problem}.")
 
 
 def _error(status: int, code: str, message: str, request_id: str, host: str) -> Reply:
@@ -190,6 +201,11 @@ def parse_metering(text: str | None, *, service_instance: str | None = None) -> 
         raise AlibabaError("InvalidParameter.Metering", f"Metering is not valid JSON: {error}.") from None
     except RecursionError:
         raise AlibabaError("InvalidParameter.Metering", "Metering nests arrays or objects too deeply.") from None
+    problems = bad_text(records, "Metering", brackets=True)
+    if problems:
+        raise AlibabaError(
+            "InvalidParameter.Metering", "; ".join(f"{loc} {problem}" for loc, problem in problems) + "."
+        )
     if not isinstance(records, list):
         raise AlibabaError(
             "InvalidParameter.Metering", f"Metering must be a JSON array of records, not a {_json_type(records)}."

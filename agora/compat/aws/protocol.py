@@ -8,7 +8,9 @@ rule lives here: each refusal is a `metering.records.Problem` or a subscriptions
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,7 +28,9 @@ from agora.db import Database
 from agora.metering import service as metering
 from agora.metering.records import SELLER_REPORTED, Allocation, Problem, Reading, Source
 from agora.models import Role
+from agora.validation import bad_text
 
+log = logging.getLogger("agora.compat.aws")
 CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_BATCH = 25
 PRODUCT_CODE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-/=:_.@")
@@ -76,12 +80,16 @@ def handle(db: Database, method: str, path: str, query: str, headers: Mapping[st
         if method != "POST":
             raise AwsError("UnknownOperationException", "AWS JSON operations are POST requests")
         verified, principal = _verify(db, method, path, query, headers, body)
-        result = operation(db, principal, verified.region, _json(body))
+        result = operation(db, principal, verified.region, _json(body, target))
         return _reply(200, result, request_id)
     except AwsError as error:
         return _reply(error.status, {"__type": error.code, "message": error.message}, request_id)
     except sigv4.SignatureError as error:
         return _reply(error.status, {"__type": error.code, "message": error.message}, request_id)
+    except Exception:  # a fault of Agora's, not the caller's: botocore reads only this shape; the log has the cause
+        log.exception("AWS request %s failed", request_id)
+        message = f"An internal error occurred. RequestId {request_id}."
+        return _reply(500, {"__type": "InternalServiceErrorException", "message": message}, request_id)
 
 
 def _verify(
@@ -111,13 +119,22 @@ def _reply(status: int, body: dict[str, Any], request_id: str) -> Reply:
     )
 
 
-def _json(body: bytes) -> dict[str, Any]:
+def _json(body: bytes, target: str) -> dict[str, Any]:
+    """The request's members; every string of them valid Unicode without NUL (a JSON escape can spell a lone
+    surrogate, which neither database nor encoder takes)."""
     try:
         payload = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise AwsError("SerializationException", "the request body is not valid JSON") from None
+    except RecursionError:
+        raise AwsError("SerializationException", "the request body nests arrays or objects too deeply") from None
     if not isinstance(payload, dict):
         raise AwsError("SerializationException", "the request body must be a JSON object")
+    problems = bad_text(payload, brackets=True)
+    if problems:
+        # The entitlement service models one client error for its parameters; metering a generic one.
+        code = "InvalidParameterException" if target.startswith("AWSMPEntitlementService.") else "ValidationException"
+        raise AwsError(code, "; ".join(f"{loc or 'the request body'} {problem}" for loc, problem in problems))
     return payload
 
 
@@ -431,12 +448,16 @@ def get_entitlements(session: Session, principal: Principal, region: str, payloa
     return result
 
 
+_PAGE_TOKEN = re.compile(r"o([0-9]{1,9})")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+
+
 def _page_token(token: Any, invalid: Callable[[str], AwsError]) -> int:
+    found = _PAGE_TOKEN.fullmatch(token) if isinstance(token, str) else None
     if token is None:
         return 0
-    if not isinstance(token, str) or not token.startswith("o") or not token[1:].isdigit():
+    if found is None:
         raise invalid("NextToken is not one this service issued")
-    return int(token[1:])
+    return int(found.group(1))
 
 
 Operation = Callable[[Database, Principal, str, dict[str, Any]], dict[str, Any]]
