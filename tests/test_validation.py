@@ -12,6 +12,7 @@ from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import pytest
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -44,15 +45,22 @@ def _is_int(annotation: Any) -> bool:
     return get_origin(annotation) in (Union, UnionType, Annotated) and any(_is_int(a) for a in get_args(annotation))
 
 
+def _dependants(dependant: Dependant) -> list[Dependant]:
+    """A route's dependant and those of its dependencies (the paging dependency's `after` and `limit`)."""
+    return [dependant] + [d for sub in dependant.dependencies for d in _dependants(sub)]
+
+
+def _own_parameters(dependant: Dependant) -> list[tuple[str, Any]]:
+    return [("path", p) for p in dependant.path_params] + [("query", p) for p in dependant.query_params]
+
+
 def _int_parameters() -> list[tuple[str, str, str, str]]:
     """(method, path, where, name) of every integer path or query parameter of the native API."""
     found = []
     for route in (r for router in API_ROUTERS for r in router.routes):
         if not isinstance(route, APIRoute):
             continue
-        params = [("path", p) for p in route.dependant.path_params] + [
-            ("query", p) for p in route.dependant.query_params
-        ]
+        params = [(where, p) for d in _dependants(route.dependant) for where, p in _own_parameters(d)]
         for where, param in params:
             if _is_int(param.field_info.annotation):
                 for method in sorted(route.methods):

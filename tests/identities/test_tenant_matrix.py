@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -57,6 +58,10 @@ USAGE = {
 NO_OBJECT = {
     ("GET", "/api/v1/reports/{period}"): "a month, not an object: the report is always the caller's own",
 }
+
+
+# The victim's product has a webhook on 127.0.0.1 (nothing listens there): its deliveries must exist.
+pytestmark = pytest.mark.usefixtures("private_urls_allowed")
 
 
 def _product(code: str, seller: str, kind: str, pricing: dict[str, Any], **fields: Any) -> dict[str, Any]:
