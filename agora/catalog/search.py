@@ -82,17 +82,13 @@ def _match(session: Session, query: Select[Product], terms: list[str]) -> Select
     )
 
 
-def search(
-    session: Session, q: str, filters: Filters, *, limit: int = 20, offset: int = 0
-) -> tuple[list[Product], int]:
-    """Public products matching `q` and the filters, best first, with the total count."""
-    query: Select[Product] = select(Product).where(Product.state == "public")
-    conditions = []
-    if filters.kind:
+def _conditions(filters: Filters, *, without: str | None = None) -> list[Any]:
+    conditions: list[Any] = [Product.state == "public"]
+    if filters.kind and without != "kind":
         conditions.append(Product.kind == filters.kind)
-    if filters.category:
+    if filters.category and without != "category":
         conditions.append(Product.category == filters.category)
-    if filters.pricing_family:
+    if filters.pricing_family and without != "pricing_family":
         conditions.append(Product.pricing_family == filters.pricing_family)
     if filters.free_trial is not None:
         conditions.append(Product.free_trial.is_(filters.free_trial))
@@ -100,9 +96,43 @@ def search(
         conditions.append(
             exists().where(ProductRegion.product_id == Product.id, ProductRegion.region == filters.region)
         )
-    if conditions:
-        query = query.where(and_(*conditions))
+    return conditions
+
+
+SORTS = ("relevance", "title", "newest")
+
+
+def search(
+    session: Session, q: str, filters: Filters, *, limit: int = 20, offset: int = 0, sort: str = "relevance"
+) -> tuple[list[Product], int]:
+    """Public products matching `q` and the filters, best first (or by `sort`), with the total count."""
+    query: Select[Product] = select(Product).where(and_(*_conditions(filters)))
     query = _match(session, query, words(q))
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    if sort == "title":
+        query = query.order_by(None).order_by(Product.title, Product.id)
+    elif sort == "newest":
+        query = query.order_by(None).order_by(Product.published_at.desc().nulls_last(), Product.id.desc())
     products = list(session.scalars(query.limit(limit).offset(offset)))
     return products, total
+
+
+FACETS = ("kind", "category", "pricing_family")
+
+
+def facet_counts(session: Session, q: str, filters: Filters) -> dict[str, dict[str, int]]:
+    """For each facet, how many results each of its values would give: the query and every other filter
+    applied, the facet's own filter not (so a chosen value's siblings still show what they would find)."""
+    terms = words(q)
+    out: dict[str, dict[str, int]] = {}
+    for facet in FACETS:
+        column_ = getattr(Product, facet)
+        matching: Any = _match(
+            session, select(Product.id, column_).where(and_(*_conditions(filters, without=facet))), terms
+        )
+        hits = matching.order_by(None).subquery()
+        rows = session.execute(
+            select(hits.c[facet], func.count()).where(hits.c[facet].is_not(None)).group_by(hits.c[facet])
+        )
+        out[facet] = {value: count for value, count in sorted(rows, key=lambda row: (-row[1], row[0]))}
+    return out
