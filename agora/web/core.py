@@ -65,7 +65,8 @@ def money(value: Any, places: int | None = None) -> str:
     if places is None:
         exponent = amount.normalize().as_tuple().exponent
         places = max(2, -exponent) if isinstance(exponent, int) else 2
-    return f"${amount:,.{places}f}"
+    sign = "−" if amount < 0 else ""  # a credit reads "−$2.00", not "$-2.00"
+    return f"{sign}${abs(amount):,.{places}f}"
 
 
 def long_date(value: Any) -> str:
