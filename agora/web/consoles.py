@@ -1,5 +1,6 @@
 """The home page of each signed-in role. The buyer's console, the seller portal and the operator console
-grow from these (issues 18 and 19); for now each is the landing page after sign-in, guarded by its role."""
+grow from these (issues 18 and 19); for now each is the landing page after sign-in, guarded by its role. The
+buyer's console is `agora.web.account`."""
 
 from __future__ import annotations
 
@@ -11,11 +12,6 @@ from agora.web.core import page_router, render, require
 from agora.web.sessions import Viewer
 
 router = page_router()
-
-
-@router.get("/account", response_class=HTMLResponse)
-def account(request: Request, viewer: Viewer = Depends(require(Role.BUYER))) -> HTMLResponse:
-    return render(request, "console.html", {"heading": "Your account", "console": "buyer"})
 
 
 @router.get("/seller", response_class=HTMLResponse)
