@@ -33,6 +33,10 @@ FIELD_LABELS = {
 }
 
 
+# The service speaks of "the buyer"; the form speaks to them.
+PLAIN_WORDS = {"accept_eula": "tick the box to accept the license agreement before subscribing [LST-08]"}
+
+
 @dataclass
 class Choice:
     """What the buyer chose on the form, as typed: kept to show the form again."""
@@ -115,7 +119,14 @@ def _form(
     refusal: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    context = {**data, "choice": choice, "errors": errors or {}, "refusal": refusal, "quote": _quote(data, choice)}
+    context = {
+        **data,
+        "labels": FIELD_LABELS,
+        "choice": choice,
+        "errors": errors or {},
+        "refusal": refusal,
+        "quote": _quote(data, choice),
+    }
     return render(request, "subscribe.html", context, status)
 
 
@@ -148,7 +159,7 @@ def _errors_of(exc: AgoraError) -> tuple[dict[str, str], str | None]:
         for problem in exc.problems:
             loc = problem["loc"]
             message = exc.detail.split(": ", 1)[1] if len(exc.problems) == 1 and ": " in exc.detail else problem["msg"]
-            errors[loc] = message
+            errors[loc] = PLAIN_WORDS.get(loc, message)
         return errors, None
     return {}, exc.detail
 
