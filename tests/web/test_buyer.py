@@ -16,6 +16,7 @@ from sqlalchemy import select
 from agora import clock
 from agora.db import Database
 from agora.manifest.loader import load_data
+from agora.metering import platform
 from agora.models import Invoice, Subscription
 from tests.web.activity import seed_activity
 from tests.web.conftest import csrf_of, sign_in
@@ -189,12 +190,15 @@ def test_the_console_lists_subscriptions_and_offers(buyer: TestClient, offer_id:
     assert f'href="/account/offers/{offer_id}"' in page.text
 
 
-def test_an_empty_console_points_to_the_storefront(browser: TestClient) -> None:
-    assert sign_in(browser, *OTHER_BUYER).status_code == 303
-    with_subscriptions = text_of(browser.get("/account").text)
-    assert "Acme CRM" in with_subscriptions  # globex has two
-    # a buyer with nothing yet
-    browser.post("/logout", data={"csrf_token": csrf_of(browser.get("/account"))})
+def test_an_empty_console_points_to_the_storefront(browser: TestClient, db: Database) -> None:
+    newcomer = {"account": "999900001111", "email": "new@empty.example", "password": "empty-buyer-pass-1"}
+    with db.unit_of_work() as session:
+        load_data({"buyers": [newcomer]}, session)
+    assert sign_in(browser, newcomer["email"], newcomer["password"]).status_code == 303
+    page = browser.get("/account")
+    assert "You have no active subscriptions" in text_of(page.text)
+    assert '<a class="button" href="/search">Browse products</a>' in page.text
+    assert "No invoices yet" in text_of(browser.get("/account/invoices").text)
 
 
 def test_usage_per_day_is_a_chart_fed_by_json_and_a_table(buyer: TestClient, db: Database) -> None:
@@ -330,3 +334,23 @@ def test_an_offer_past_its_deadline_cannot_be_accepted(browser: TestClient, offe
             f"/account/offers/{offer_id}/accept", data={"csrf_token": csrf_of(expired), "accept_eula": "yes"}
         )
     assert posted.status_code == 409 and "ask the seller for a new one" in posted.text
+
+
+@pytest.mark.rule("MTR-06")
+def test_instance_runs_are_listed_and_stop_when_cancelled(buyer: TestClient, db: Database) -> None:
+    assert subscribe(buyer, "acme-vault", accept_eula="yes").status_code == 303
+    subscription = subscription_of(db, "acme-vault")
+    # as POST /api/v1/instances records it; a second later, since runs start on whole seconds and one started
+    # in the second of the subscription is refused as before it
+    at = clock.now() + timedelta(seconds=1)
+    with db.unit_of_work() as session:
+        platform.start_instance(
+            session, session.get_one(Subscription, subscription.id), "i-0web1", "m5.large", at, "us-east-1"
+        )
+    page = text_of(buyer.get(f"/account/subscriptions/{subscription.id}").text)
+    assert "Instance runs" in page and "i-0web1 m5.large" in page and "running" in page
+    confirm = buyer.get(f"/account/subscriptions/{subscription.id}/cancel")
+    buyer.post(f"/account/subscriptions/{subscription.id}/cancel", data={"csrf_token": csrf_of(confirm)})
+    assert (
+        "running" not in text_of(buyer.get(f"/account/subscriptions/{subscription.id}").text).split("Instance runs")[1]
+    )
