@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlalchemy import (
     Select,
+    String,
     and_,
+    cast,
     column,
     delete,
     exists,
@@ -187,8 +189,8 @@ def _search_words(
     session: Session, terms: list[str], filters: Filters, *, limit: int, offset: int, sort: str
 ) -> Results:
     """With words, matching is the expensive part (PostgreSQL ranks every matching tsvector): it is done
-    once per statement into a materialized CTE of narrow rows, and the total and the three facets' counts
-    come from that CTE in one statement; the page in a second."""
+    once, into a materialized CTE of narrow rows, and the total, the three facets' counts and the page's
+    ids all come from that CTE in one statement."""
     chosen = {"kind": filters.kind, "category": filters.category, "pricing_family": filters.pricing_family}
     base = select(
         Product.id, Product.kind, Product.category, Product.pricing_family, Product.title, Product.published_at
@@ -211,18 +213,27 @@ def _search_words(
         parts.append(
             select(literal(facet), column_, func.count()).where(*where(facet), column_.is_not(None)).group_by(column_)
         )
-    total = 0
-    grouped: dict[str, list[tuple[str, int]]] = {facet: [] for facet in FACETS}
-    for facet, value, n in session.execute(union_all(*parts)):
-        if facet == "total":
-            total = n
-        else:
-            grouped[facet].append((value, n))
     order = {
         "newest": [hits.c.published_at.desc().nulls_last(), hits.c.id.desc()],
         "title": [hits.c.title, hits.c.id],
     }.get(sort, [hits.c.rank, hits.c.id])
-    ids = list(session.scalars(select(hits.c.id).where(*where()).order_by(*order).limit(limit).offset(offset)))
+    numbered = select(hits.c.id, func.row_number().over(order_by=order).label("position")).where(*where()).subquery()
+    parts.append(
+        select(literal("page"), cast(numbered.c.id, String), numbered.c.position).where(
+            numbered.c.position > offset, numbered.c.position <= offset + limit
+        )
+    )
+    total = 0
+    grouped: dict[str, list[tuple[str, int]]] = {facet: [] for facet in FACETS}
+    page: list[tuple[int, int]] = []
+    for facet, value, n in session.execute(union_all(*parts)):
+        if facet == "total":
+            total = n
+        elif facet == "page":
+            page.append((n, int(value)))
+        else:
+            grouped[facet].append((value, n))
+    ids = [product_id for _, product_id in sorted(page)]
     return Results(_load(session, ids), total, {f: _sorted_counts(rows) for f, rows in grouped.items()})
 
 
