@@ -118,9 +118,8 @@ def search_page(session: Session, q: str, filters: search.Filters, *, sort: str,
     if sort == "relevance" and not search.words(q):
         sort = "title"  # nothing to rank by
     page = max(1, min(page, MAX_PAGE))
-    products, total = search.search(session, q, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, sort=sort)
-    facets = search.facet_counts(session, q, filters)
-    return SearchPage(q, filters, sort, page, total, cards(session, products), facets)
+    found = search.search_with_facets(session, q, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, sort=sort)
+    return SearchPage(q, filters, sort, page, found.total, cards(session, found.products), found.facets)
 
 
 def product_page(session: Session, code: str, viewer: Principal | None) -> dict[str, Any]:

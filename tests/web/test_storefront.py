@@ -134,3 +134,17 @@ def test_a_product_nobody_may_see_is_not_found(browser: TestClient, db: Database
         )
     assert browser.get("/products/secret-draft").status_code == 404
     assert browser.get("/search?q=secret").text.count("secret-draft") == 0
+
+
+@pytest.mark.parametrize("q", ["", "northwind", "acme cache"])
+def test_each_facet_count_is_what_choosing_it_finds(db: Database, offer_id: str, q: str) -> None:
+    from agora.catalog import search
+
+    with db.reader() as session:
+        chosen = search.Filters(category="databases") if not q else search.Filters()
+        found = search.search_with_facets(session, q, chosen)
+        assert found.total == search.search(session, q, chosen)[1]
+        for value, count in found.facets["kind"].items():
+            narrowed = search.Filters(kind=value, category=chosen.category)
+            assert search.search_with_facets(session, q, narrowed).total == count
+            assert search.search(session, q, narrowed)[1] == count

@@ -1,4 +1,4 @@
-"""web sign-in: passwords, web_sessions, login_throttles
+"""web sign-in: passwords, web_sessions, login_throttles; the storefront's indexes on products
 
 Revision ID: 0013
 Revises: 0012
@@ -19,6 +19,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    for column in ("title", "kind", "category", "pricing_family"):
+        op.create_index(f"ix_products_state_{column}", "products", ["state", column], unique=False)
     op.create_table(
         "passwords",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -53,3 +55,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_web_sessions_subject_id"), table_name="web_sessions")
     op.drop_table("web_sessions")
     op.drop_table("passwords")
+    for column in ("title", "kind", "category", "pricing_family"):
+        op.drop_index(f"ix_products_state_{column}", table_name="products")
