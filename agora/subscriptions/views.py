@@ -38,7 +38,7 @@ class Summary:
     started_at: datetime
     ended_at: datetime | None
     trial_ends_at: datetime | None
-    renewals: list[str]  # e.g. "m5.large annual renews 2027-12-07", "contract ends 2027-12-07"
+    renewals: list[tuple[str, datetime]]  # ("1 × m5.large annual renews", when), ("Contract ends", when)
     offer: str | None
 
 
@@ -91,7 +91,7 @@ def summaries(session: Session, principal: Principal) -> list[Summary]:
                 started_at=subscription.started_at,
                 ended_at=subscription.ended_at,
                 trial_ends_at=subscription.trial_ends_at,
-                renewals=[f"{what} {when:%Y-%m-%d}" for what, when in _renewals(session, subscription)],
+                renewals=_renewals(session, subscription),
                 offer=offer.public_id if offer else None,
             )
         )
@@ -172,7 +172,6 @@ def detail(session: Session, principal: Principal, subscription_id: int) -> Deta
             select(AnnualPurchase).where(AnnualPurchase.subscription_id == subscription.id).order_by(AnnualPurchase.id)
         )
     )
-    since = subscription.started_at - timedelta(days=366)
     return Detail(
         subscription=subscription,
         product=product,
@@ -188,7 +187,7 @@ def detail(session: Session, principal: Principal, subscription_id: int) -> Deta
         contract=contract,
         annual=annual,
         renewals=_renewals(session, subscription),
-        runs=runs_between(session, since, now + timedelta(days=1), subscription_id=subscription.id),
+        runs=runs_between(session, subscription.started_at, now + timedelta(days=1), subscription_id=subscription.id),
         usage=daily_usage(session, subscription, now),
     )
 

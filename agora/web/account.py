@@ -12,6 +12,7 @@ from agora.billing import views as invoices
 from agora.catalog.storage import LocalAssetStorage
 from agora.errors import AgoraError, NotFound
 from agora.models import Product, Role
+from agora.money import from_cents
 from agora.offers import service as offers
 from agora.subscriptions import service as subscriptions
 from agora.subscriptions import views
@@ -57,6 +58,7 @@ def subscription(request: Request, subscription_id: int, viewer: Viewer = Depend
         "states": STATES,
         "explained": present.explain(found.pricing, [], found.product.kind),
         "chart": {"days": found.usage["days"], "series": found.usage["series"]},
+        "cents": from_cents,
     }
     return render(request, "subscription.html", context)
 
