@@ -32,7 +32,7 @@ from agora.openapi import install as install_openapi
 from agora.pricing.endpoints import router as pricing_router
 from agora.subscriptions.endpoints import router as subscriptions_router
 from agora.validation import check_text
-from agora.web.endpoints import router as web_router
+from agora.web import install as install_web
 from agora.webhooks.endpoints import router as webhooks_router
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -140,5 +140,5 @@ def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastA
     # The SDK front door is matched first: it carries the metering load, and a route found after a
     # hundred API routes costs every request the walk.
     app.router.routes.insert(0, Route("/", sdk_endpoint, methods=["POST"], include_in_schema=False))
-    app.include_router(web_router)
+    install_web(app)
     return app

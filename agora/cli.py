@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from agora.identities.cli import users_app
 from agora.manifest.parse import ManifestError
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ keys_app = typer.Typer(no_args_is_help=True, help="API tokens and SDK key pairs.
 app.add_typer(keys_app, name="keys")
 mail_app = typer.Typer(no_args_is_help=True, help="The notifications outbox.")
 app.add_typer(mail_app, name="mail")
+app.add_typer(users_app, name="users")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -10,11 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from agora.auth import ANY_ROLE, Principal, require
-from agora.billing import metering_errors, payouts, pdf, refunds, service
+from agora.billing import metering_errors, payouts, pdf, refunds, service, views
 from agora.deps import Uow
-from agora.errors import NotFound
 from agora.exports import csv_response
-from agora.models import Disbursement, Invoice, InvoiceLine, Role
+from agora.models import Disbursement, Invoice, Role
 from agora.paging import Page, Paging
 from agora.pricing.schema import Price
 from agora.validation import Id, Month
@@ -24,21 +23,6 @@ anyone = require(*ANY_ROLE)
 seller_or_operator = require(Role.SELLER, Role.OPERATOR)
 seller_only = require(Role.SELLER)
 operator_only = require(Role.OPERATOR)
-
-
-def _visible(principal: Principal) -> Any:
-    query = select(Invoice).order_by(Invoice.period, Invoice.id)
-    if principal.role is Role.BUYER:
-        return query.where(Invoice.buyer_id == principal.id)
-    if principal.role is Role.SELLER:
-        mine = select(InvoiceLine.invoice_id).where(InvoiceLine.seller_id == principal.id)
-        return query.where(Invoice.id.in_(mine))
-    return query
-
-
-def _json(session: Uow, principal: Principal, invoice: Invoice) -> dict[str, Any]:
-    seller = principal.id if principal.role is Role.SELLER else None
-    return service.invoice_json(session, invoice, seller_id=seller)
 
 
 @router.get("/invoices", response_model=None)
@@ -52,34 +36,12 @@ def invoices(
     """The caller's invoices (BIL-01). A seller sees the invoices that bill its products, with only those
     lines; `format=csv` gives one row per line, its last column whether the line is a software or an
     infrastructure charge (LST-10)."""
-    query = _visible(principal)
-    if period:
-        query = query.where(Invoice.period == period)
-    rows = page.scalars(session, query, [Invoice.period, Invoice.id], key=lambda r: (r[0].period, r[0].id))
-    found = [_json(session, principal, invoice) for invoice in rows]
+    rows = page.scalars(
+        session, views.query(principal, period), [Invoice.period, Invoice.id], key=lambda r: (r[0].period, r[0].id)
+    )
+    found = [views.document(session, principal, invoice) for invoice in rows]
     if format == "csv":
-        header = ["invoice", "buyer", "period", "kind", "product", "charge", "instance_type", "dimension",
-                  "quantity", "unit_price", "amount", "explain", "category"]  # fmt: skip
-        lines = [
-            [
-                invoice["id"],
-                invoice["buyer"],
-                invoice["period"],
-                invoice["kind"],
-                line["product"],
-                line["charge"],
-                line["instance_type"] or "",
-                line["dimension"] or "",
-                line["quantity"],
-                line["unit_price"],
-                line["amount"],
-                line["explain"],
-                line["category"],
-            ]
-            for invoice in found
-            for line in invoice["lines"]
-        ]
-        exported = csv_response(header, lines)
+        exported = csv_response(views.CSV_COLUMNS, views.csv_rows(found))
         page.link(page.next_after, exported)
         return exported
     return {"invoices": found}
@@ -87,20 +49,14 @@ def invoices(
 
 @router.get("/invoices/{invoice_id}")
 def invoice(invoice_id: Id, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
-    found = session.scalar(_visible(principal).where(Invoice.id == invoice_id))
-    if found is None:
-        raise NotFound(f"no invoice {invoice_id}")
-    return _json(session, principal, found)
+    return views.one(session, principal, invoice_id)
 
 
 @router.get("/invoices/{invoice_id}/pdf", response_class=Response)
 def invoice_pdf(invoice_id: Id, session: Uow, principal: Principal = Depends(anyone)) -> Response:
     """The invoice (or the caller's lines of it, for a seller) as a PDF."""
-    found = session.scalar(_visible(principal).where(Invoice.id == invoice_id))
-    if found is None:
-        raise NotFound(f"no invoice {invoice_id}")
     return Response(
-        pdf.render(_json(session, principal, found)),
+        pdf.render(views.one(session, principal, invoice_id)),
         media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="invoice-{invoice_id}.pdf"'},
     )

@@ -24,6 +24,7 @@ from agora.catalog import search
 from agora.catalog.schemas import ProductState, preview_problem
 from agora.catalog.service import sync_facets
 from agora.config import get_settings
+from agora.identities import passwords
 from agora.identities import service as identities
 from agora.manifest.errors import problems_from
 from agora.manifest.parse import ManifestError, Problem, read_file
@@ -548,6 +549,9 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
 def _credentials(
     session: Session, report: LoadReport, role: Role, subject_id: int, owner: SellerIn | BuyerIn | OperatorIn
 ) -> None:
+    if owner.password is not None:
+        changed = passwords.set_password(session, role, subject_id, owner.password, actor=MANIFEST_ACTOR)
+        report.count("passwords", "updated" if changed else "unchanged")
     for token in owner.api_tokens:
         cred, created = identities.add_token(session, role, subject_id, token)
         report.count("api tokens", "created" if created else "unchanged")

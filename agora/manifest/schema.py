@@ -33,6 +33,9 @@ class AccessKeyIn(Closed):
 class Credentials(Closed):
     access_keys: list[AccessKeyIn] = []
     api_tokens: list[Token] = []
+    password: Annotated[str, StringConstraints(min_length=8, max_length=1024)] | None = Field(
+        None, description="web sign-in with the account's e-mail; stored as an Argon2 hash"
+    )
 
 
 class SellerIn(Credentials):

@@ -20,6 +20,7 @@ from agora.models.notifications import Notification
 from agora.models.offers import Offer
 from agora.models.pricing import FeeRate, InfrastructurePrice, PriceVersion, PricingModelRequest
 from agora.models.subscriptions import RegistrationTokenUse, Subscription, TrialUse
+from agora.models.web import LoginThrottle, Password, WebSession
 from agora.models.webhooks import WebhookDelivery
 
 __all__ = [
@@ -43,11 +44,13 @@ __all__ = [
     "InvoiceLine",
     "Job",
     "JobState",
+    "LoginThrottle",
     "MeteringError",
     "MetricScrape",
     "Notification",
     "Offer",
     "Operator",
+    "Password",
     "PriceVersion",
     "PricingModelRequest",
     "Product",
@@ -63,5 +66,6 @@ __all__ = [
     "TrialUse",
     "UsageRecord",
     "UsageRollup",
+    "WebSession",
     "WebhookDelivery",
 ]

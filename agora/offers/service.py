@@ -302,3 +302,8 @@ def banners(session: Session, viewer: Principal | None, product: Product) -> lis
         {"offer": o.public_id, "accept_by": o.accept_by.isoformat(), "link": f"/api/v1/offers/{o.public_id}"}
         for o in rows
     ]
+
+
+def expired(offer: Offer) -> bool:
+    """OFR-03: past its deadline an offer can no longer be accepted."""
+    return clock.now() >= offer.accept_by

@@ -283,3 +283,24 @@ def check_license(session: Session, principal: Principal, license_key: str) -> d
         "expires_at": contract.ends_at.isoformat(),
         "entitlements": entitlements_of(session, contract),
     }
+
+
+def quote(
+    document: dict[str, Any], duration_months: int, quantities: dict[str, int]
+) -> tuple[list[dict[str, Any]], Decimal]:
+    """What a contract would cost at the prices of `document` (a new subscription's: the product's current
+    prices, CHG-01): a row per dimension bought and the total. Checks nothing beyond reading the prices;
+    `buy` checks."""
+    dimensions = (document.get("contract") or {}).get("dimensions") or []
+    rows = []
+    total = Decimal(0)
+    for d in dimensions:
+        quantity = quantities.get(d["name"], 0)
+        price = d["prices"].get(str(duration_months))
+        if price is None or quantity <= 0:
+            continue
+        amount = Decimal(price) * quantity
+        total += amount
+        rows.append({"dimension": d["name"], "description": d.get("description") or d["name"], "quantity": quantity,
+                     "unit_price": Decimal(price), "amount": amount})  # fmt: skip
+    return rows, total
