@@ -71,22 +71,24 @@ def words(query: str) -> list[str]:
     return [w.lower() for w in WORD_RE.findall(query)][:16]
 
 
+def _sqlite_hits(terms: list[str]) -> Any:
+    """The FTS5 hits (product id and bm25 rank) of products matching every word (as a prefix), as a
+    materialized CTE: computed once, so the planner cannot turn it into one full-text query per product."""
+    expression = " ".join(f'"{t}"*' for t in terms)
+    return (
+        select(literal_column("rowid").label("product_id"), literal_column("bm25(search_fts, 5.0, 1.0)").label("rank"))
+        .select_from(FTS)
+        .where(text("search_fts MATCH :q").bindparams(q=expression))
+        .cte("hits")
+        .prefix_with("MATERIALIZED")
+    )
+
+
 def _match(session: Session, query: Select[Product], terms: list[str]) -> Select[Product]:
     if not terms:
         return query.join(SearchDocument, SearchDocument.product_id == Product.id).order_by(Product.title, Product.id)
     if session.get_bind().dialect.name == "sqlite":
-        # The FTS5 hits are computed once (a materialized CTE) and products joined to them,
-        # so the planner cannot turn it into one full-text query per product.
-        expression = " ".join(f'"{t}"*' for t in terms)
-        hits = (
-            select(
-                literal_column("rowid").label("product_id"), literal_column("bm25(search_fts, 5.0, 1.0)").label("rank")
-            )
-            .select_from(FTS)
-            .where(text("search_fts MATCH :q").bindparams(q=expression))
-            .cte("hits")
-            .prefix_with("MATERIALIZED")
-        )
+        hits = _sqlite_hits(terms)
         return query.join(hits, hits.c.product_id == Product.id).order_by(hits.c.rank, Product.id)
     tsquery = func.to_tsquery("english", " & ".join(f"{t}:*" for t in terms))
     vector: Any = literal_column(PG_VECTOR)
@@ -148,16 +150,7 @@ def _restrict(session: Session, query: Any, terms: list[str]) -> tuple[Any, Any]
     if not terms:
         return query, None
     if session.get_bind().dialect.name == "sqlite":
-        expression = " ".join(f'"{t}"*' for t in terms)
-        hits = (
-            select(
-                literal_column("rowid").label("product_id"), literal_column("bm25(search_fts, 5.0, 1.0)").label("rank")
-            )
-            .select_from(FTS)
-            .where(text("search_fts MATCH :q").bindparams(q=expression))
-            .cte("hits")
-            .prefix_with("MATERIALIZED")
-        )
+        hits = _sqlite_hits(terms)
         return query.join(hits, hits.c.product_id == Product.id), hits.c.rank
     tsquery = func.to_tsquery("english", " & ".join(f"{t}:*" for t in terms))
     vector: Any = literal_column(PG_VECTOR)
