@@ -29,6 +29,9 @@ class Product(Timestamped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
+    # The Catalog API's ids (`prod-…`, and `offer-…` for the public pricing as an Offer@1.0 entity).
+    entity_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    public_offer_entity_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     seller_id: Mapped[int] = mapped_column(ForeignKey("sellers.id"), index=True)
     kind: Mapped[str] = mapped_column(String(24), index=True)
     title: Mapped[str] = mapped_column(String(200))

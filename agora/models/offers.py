@@ -18,6 +18,7 @@ class Offer(Timestamped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    entity_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # the Catalog API's `offer-…`
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"), index=True)
     state: Mapped[str] = mapped_column(String(16), default="draft")

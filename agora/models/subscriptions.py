@@ -32,6 +32,7 @@ class Subscription(Timestamped, Base):
     buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"), index=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     customer_identifier: Mapped[str] = mapped_column(String(128))
+    agreement_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # the Agreement API's `agmt-…`
     started_at: Mapped[datetime] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
     eula: Mapped[str | None] = mapped_column(String(160))

@@ -51,8 +51,35 @@ ROLE_NAMES = {Role.BUYER: "buyer", Role.SELLER: "seller", Role.OPERATOR: "operat
 NAV: dict[Role | None, list[tuple[str, str]]] = {
     None: [("Browse", "/search")],
     Role.BUYER: [("Browse", "/search"), ("My account", "/account")],
-    Role.SELLER: [("Dashboard", "/seller"), ("Storefront", "/search")],
-    Role.OPERATOR: [("Overview", "/ops"), ("Storefront", "/search")],
+    Role.SELLER: [("Seller portal", "/seller"), ("Storefront", "/search")],
+    Role.OPERATOR: [("Operations", "/ops"), ("Storefront", "/search")],
+}
+
+
+# The pages of a console, shown as a second row of tabs on every page under its home URL.
+SECTIONS: dict[Role, list[tuple[str, str]]] = {
+    Role.SELLER: [
+        ("Dashboard", "/seller"),
+        ("Products", "/seller/products"),
+        ("Offers", "/seller/offers"),
+        ("Usage", "/seller/usage"),
+        ("Revenue", "/seller/revenue"),
+        ("Disbursements", "/seller/disbursements"),
+        ("Refunds", "/seller/refunds"),
+        ("Keys", "/seller/keys"),
+        ("Webhooks", "/seller/webhooks"),
+    ],
+    Role.OPERATOR: [
+        ("Overview", "/ops"),
+        ("Reviews", "/ops/reviews"),
+        ("Change requests", "/ops/change-requests"),
+        ("Billing", "/ops/billing"),
+        ("Invoices", "/ops/invoices"),
+        ("Refunds", "/ops/refunds"),
+        ("Audit", "/ops/audit"),
+        ("Jobs", "/ops/jobs"),
+        ("Outbox", "/ops/outbox"),
+    ],
 }
 
 
@@ -171,6 +198,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         "viewer": viewer,
         "role": role.value if role else None,
         "nav": NAV[role],
+        "sections": SECTIONS.get(role, []) if role and request.url.path.startswith(HOME_OF[role]) else [],
         "home": HOME_OF.get(role, "/") if role else "/",
         "csrf_token": sessions.csrf_token(seed),
         "flash": flash,

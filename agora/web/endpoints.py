@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agora.web import account, consoles, signin, storefront, subscribe
+from agora.web import account, ops, seller_listings, seller_money, seller_pricing, signin, storefront, subscribe
 
 router = APIRouter(include_in_schema=False)
 router.include_router(signin.router)
 router.include_router(storefront.router)
-router.include_router(consoles.router)
 router.include_router(subscribe.router)
 router.include_router(account.router)
+router.include_router(seller_money.router)
+router.include_router(seller_listings.router)
+router.include_router(seller_pricing.router)
+router.include_router(ops.router)
