@@ -55,14 +55,41 @@ FILES: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/api/v1/offers/{public_id}/eula"): {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
     ("get", "/api/v1/assets/{digest}"): {"*/*": {"schema": {"type": "string", "format": "binary"}}},
 }
+
+
+class UsageRecordOut(BaseModel):
+    """One usage record as `GET /api/v1/usage` lists it (`agora.metering.usage.query`)."""
+
+    id: int = Field(description="the cursor: pass the last one as `after`, and to POST /usage/errors")
+    metering_record_id: str
+    product: str
+    customer_identifier: str
+    customer_account: str
+    dimension: str
+    resource: str | None
+    period_start: str
+    period_end: str | None
+    quantity: int
+    source: str
+    received_at: str
+    allocations: list[dict[str, Any]] | None
+
+
 CSV = {"text/csv": {"schema": {"type": "string"}}}
-_ANY_LIST = {"type": "array", "items": {"type": "object", "additionalProperties": True}}
 # Routes that answer JSON or CSV (`format=csv`), so FastAPI has no model for them.
 CSV_EXPORTS = {
-    ("get", "/api/v1/invoices"): {"type": "object", "properties": {"invoices": _ANY_LIST}, "required": ["invoices"]},
+    # InvoiceOut is a component because the other invoice routes answer it.
+    ("get", "/api/v1/invoices"): {
+        "type": "object",
+        "properties": {"invoices": {"type": "array", "items": {"$ref": "#/components/schemas/InvoiceOut"}}},
+        "required": ["invoices"],
+    },
     ("get", "/api/v1/usage"): {
         "type": "object",
-        "properties": {"records": _ANY_LIST, "next_after": {"anyOf": [{"type": "integer"}, {"type": "null"}]}},
+        "properties": {
+            "records": {"type": "array", "items": UsageRecordOut.model_json_schema()},
+            "next_after": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        },
         "required": ["records", "next_after"],
     },
 }

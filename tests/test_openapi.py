@@ -85,3 +85,39 @@ def test_a_real_422_matches_the_documented_error(document: dict[str, Any]) -> No
     error = document["components"]["schemas"]["Error"]
     assert set(body) <= set(error["properties"]) and set(error["required"]) <= set(body)
     assert body["problems"][0]["loc"] == "query.limit"
+
+
+def _bare(schema: dict[str, Any]) -> bool:
+    """`{"type": "object"}` with nothing said about its keys: what FastAPI writes for `-> dict[str, Any]`."""
+    return schema.get("type") == "object" and "properties" not in schema and "$ref" not in schema
+
+
+def test_no_json_success_is_a_bare_object(document: dict[str, Any]) -> None:
+    """Issue 15, item 12: every JSON answer names its fields (a listing may carry more, and says so)."""
+    bare = [
+        (method, path)
+        for method, path, operation in _operations(document)
+        for status, response in operation["responses"].items()
+        if status.startswith("2")
+        for media_type, body in response.get("content", {}).items()
+        if media_type == "application/json" and _bare(body["schema"])
+    ]
+    assert bare == []
+
+
+def test_an_invoice_is_documented_field_by_field(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    invoice = schemas["InvoiceOut"]
+    assert {"id", "buyer", "period", "kind", "total", "subtotals", "lines"} <= set(invoice["properties"])
+    listed = document["paths"]["/api/v1/invoices"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert listed["schema"]["properties"]["invoices"]["items"] == {"$ref": "#/components/schemas/InvoiceOut"}
+
+
+def test_no_list_is_a_list_of_bare_objects(document: dict[str, Any]) -> None:
+    bare = []
+    for method, path, operation in _operations(document):
+        for status, response in operation["responses"].items():
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            arrays = [schema, *schema.get("properties", {}).values()] if status.startswith("2") else []
+            bare += [(method, path) for a in arrays if a.get("type") == "array" and _bare(a.get("items", {}))]
+    assert bare == []

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from agora.auth import ANY_ROLE, Principal, require
 from agora.billing import metering_errors, payouts, pdf, refunds, service, views
+from agora.billing.responses import Disbursements, InvoiceOut, MeteringErrorOut, SellerReport
 from agora.deps import Uow
 from agora.exports import csv_response
 from agora.models import Disbursement, Invoice, Role
@@ -47,7 +48,7 @@ def invoices(
     return {"invoices": found}
 
 
-@router.get("/invoices/{invoice_id}")
+@router.get("/invoices/{invoice_id}", response_model=InvoiceOut)
 def invoice(invoice_id: Id, session: Uow, principal: Principal = Depends(anyone)) -> dict[str, Any]:
     return views.one(session, principal, invoice_id)
 
@@ -62,7 +63,7 @@ def invoice_pdf(invoice_id: Id, session: Uow, principal: Principal = Depends(any
     )
 
 
-@router.get("/disbursements")
+@router.get("/disbursements", response_model=Disbursements)
 def disbursements(
     session: Uow,
     principal: Principal = Depends(seller_or_operator),
@@ -80,7 +81,7 @@ def disbursements(
     return {"disbursements": [payouts.statement(session, d) for d in rows]}
 
 
-@router.get("/reports/{period}")
+@router.get("/reports/{period}", response_model=SellerReport)
 def seller_report(period: Month, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     """The seller's month: billed revenue, active subscribers, usage by dimension."""
     return payouts.report(session, principal.id, period)
@@ -98,7 +99,7 @@ class RefundIn(BaseModel):
     kind: str = Field("software", pattern="^(software|tax)$")
 
 
-@router.post("/refunds", status_code=201)
+@router.post("/refunds", status_code=201, response_model=InvoiceOut)
 def refund(body: RefundIn, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     """RFD-01: a seller-approved software refund, issued as a credit note (never more than was charged)."""
     if body.kind == "tax":
@@ -123,7 +124,7 @@ class AnnualRefundIn(BaseModel):
     reason: str = Field(min_length=1, max_length=1000)
 
 
-@router.post("/annual-purchases/{purchase_id}/refund", status_code=201)
+@router.post("/annual-purchases/{purchase_id}/refund", status_code=201, response_model=InvoiceOut)
 def refund_annual(
     purchase_id: Id, body: AnnualRefundIn, session: Uow, principal: Principal = Depends(seller_or_operator)
 ) -> dict[str, Any]:
@@ -137,13 +138,13 @@ class VoidIn(BaseModel):
     reason: str = Field(min_length=1, max_length=1000)
 
 
-@router.post("/invoices/{invoice_id}/pay")
+@router.post("/invoices/{invoice_id}/pay", response_model=InvoiceOut)
 def pay(invoice_id: Id, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
     """Record the buyer's payment: finalized → paid."""
     return service.invoice_json(session, refunds.mark_paid(session, principal, invoice_id))
 
 
-@router.post("/invoices/{invoice_id}/void", status_code=201)
+@router.post("/invoices/{invoice_id}/void", status_code=201, response_model=InvoiceOut)
 def void(invoice_id: Id, body: VoidIn, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
     """Void an unpaid invoice issued in error; answers the credit note that reverses it."""
     return service.invoice_json(session, refunds.void(session, principal, invoice_id, body.reason))
@@ -158,7 +159,7 @@ class MeteringErrorsIn(BaseModel):
     reason: str = Field(min_length=1, max_length=1000)
 
 
-@router.post("/usage/errors", status_code=201)
+@router.post("/usage/errors", status_code=201, response_model=MeteringErrorOut)
 def confirm_metering_errors(
     body: MeteringErrorsIn, response: Response, session: Uow, principal: Principal = Depends(seller_only)
 ) -> dict[str, Any]:

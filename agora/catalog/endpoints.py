@@ -13,6 +13,15 @@ from agora.auth import Principal, require, viewer
 from agora.catalog import assets as asset_rules
 from agora.catalog import search, service, uploads
 from agora.catalog.assets import AssetKind
+from agora.catalog.responses import (
+    AssetOut,
+    CatalogPage,
+    CatalogProduct,
+    ChangeRequestOut,
+    ProductOut,
+    ReviewQueueOut,
+    WizardOut,
+)
 from agora.catalog.schemas import ProductCreate
 from agora.catalog.storage import LocalAssetStorage
 from agora.catalog.views import STEPS, asset_out, catalog_page, product_out, queue_out, wizard_out
@@ -33,14 +42,14 @@ class Reason(BaseModel):
     reason: str | None = None
 
 
-@router.post("/products", status_code=status.HTTP_201_CREATED)
+@router.post("/products", status_code=status.HTTP_201_CREATED, response_model=ProductOut)
 def create_product(data: ProductCreate, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     """Create a draft listing (one manifest product entry without `seller` and `state`). SEL-01."""
     product = service.create_product(session, principal, data)
     return product_out(session, product)
 
 
-@router.get("/products")
+@router.get("/products", response_model=list[ProductOut])
 def list_products(
     session: Uow, principal: Principal = Depends(manager), state: str | None = None, page: Page = Depends(Paging)
 ) -> list[dict[str, Any]]:
@@ -54,12 +63,12 @@ def list_products(
     return [product_out(session, p, brief=True) for p in rows]
 
 
-@router.get("/products/{code}")
+@router.get("/products/{code}", response_model=ProductOut)
 def get_product(code: str, session: Uow, principal: Principal = Depends(manager)) -> dict[str, Any]:
     return product_out(session, service.get_managed(session, principal, code))
 
 
-@router.patch("/products/{code}")
+@router.patch("/products/{code}", response_model=ProductOut)
 def patch_product(
     code: str,
     session: Uow,
@@ -74,29 +83,31 @@ def patch_product(
     return out
 
 
-@router.post("/products/{code}/submit")
+@router.post("/products/{code}/submit", response_model=ProductOut)
 def submit(code: str, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     return product_out(session, service.submit(session, principal, code))
 
 
-@router.post("/products/{code}/sign-off")
+@router.post("/products/{code}/sign-off", response_model=ProductOut)
 def sign_off(code: str, session: Uow, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     return product_out(session, service.sign_off(session, principal, code))
 
 
-@router.post("/products/{code}/restrict")
+@router.post("/products/{code}/restrict", response_model=ProductOut)
 def restrict(
     code: str, session: Uow, principal: Principal = Depends(manager), body: Reason | None = None
 ) -> dict[str, Any]:
     return product_out(session, service.restrict(session, principal, code, body.reason if body else None))
 
 
-@router.post("/products/{code}/reinstate")
+@router.post("/products/{code}/reinstate", response_model=ProductOut)
 def reinstate(code: str, session: Uow, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
     return product_out(session, service.reinstate(session, principal, code))
 
 
-@router.post("/products/{code}/assets", status_code=201, openapi_extra=uploads.openapi_body(kind=True))
+@router.post(
+    "/products/{code}/assets", status_code=201, response_model=AssetOut, openapi_extra=uploads.openapi_body(kind=True)
+)
 async def upload_asset(code: str, request: Request, principal: Principal = Depends(seller_only)) -> dict[str, Any]:
     """LST-03: the bytes are checked (a PNG must be a PNG), limits are per kind, nothing partial is kept.
     Multipart fields `kind` and `file`. The caller's token and its right to change the listing are checked
@@ -188,13 +199,13 @@ def _store_asset(
         return asset_out(asset)
 
 
-@router.get("/products/{code}/wizard")
+@router.get("/products/{code}/wizard", response_model=WizardOut)
 def wizard(code: str, session: Uow, principal: Principal = Depends(manager)) -> dict[str, Any]:
     """The seller wizard: each step's saved fields and what is still missing for submission."""
     return wizard_out(session, service.get_managed(session, principal, code))
 
 
-@router.put("/products/{code}/wizard/{step}")
+@router.put("/products/{code}/wizard/{step}", response_model=WizardOut)
 def save_step(
     code: str,
     step: str,
@@ -216,25 +227,25 @@ def save_step(
     return wizard_out(session, service.get_managed(session, principal, code))
 
 
-@router.get("/reviews")
+@router.get("/reviews", response_model=ReviewQueueOut)
 def review_queue(session: Uow, _: Principal = Depends(operator_only)) -> dict[str, Any]:
     """Submitted products and pending change requests, oldest first, with their age."""
     return queue_out(session)
 
 
-@router.post("/reviews/{code}/approve")
+@router.post("/reviews/{code}/approve", response_model=ProductOut)
 def approve(
     code: str, session: Uow, principal: Principal = Depends(operator_only), body: Reason | None = None
 ) -> dict[str, Any]:
     return product_out(session, service.approve(session, principal, code, body.reason if body else None))
 
 
-@router.post("/reviews/{code}/reject")
+@router.post("/reviews/{code}/reject", response_model=ProductOut)
 def reject(code: str, session: Uow, body: Reason, principal: Principal = Depends(operator_only)) -> dict[str, Any]:
     return product_out(session, service.reject(session, principal, code, body.reason or ""))
 
 
-@router.post("/change-requests/{request_id}/approve")
+@router.post("/change-requests/{request_id}/approve", response_model=ChangeRequestOut)
 def approve_change(
     request_id: Id, session: Uow, principal: Principal = Depends(operator_only), body: Reason | None = None
 ) -> dict[str, Any]:
@@ -242,7 +253,7 @@ def approve_change(
     return _change_out(request)
 
 
-@router.post("/change-requests/{request_id}/reject")
+@router.post("/change-requests/{request_id}/reject", response_model=ChangeRequestOut)
 def reject_change(
     request_id: Id, session: Uow, body: Reason, principal: Principal = Depends(operator_only)
 ) -> dict[str, Any]:
@@ -253,7 +264,7 @@ def _change_out(request: ChangeRequest) -> dict[str, Any]:
     return {"id": request.id, "state": request.state, "changes": request.changes, "reason": request.reason}
 
 
-@router.get("/catalog")
+@router.get("/catalog", response_model=CatalogPage)
 def catalog_search(
     session: Uow,
     request: Request,
@@ -282,7 +293,7 @@ def catalog_search(
     }
 
 
-@router.get("/catalog/{code}")
+@router.get("/catalog/{code}", response_model=CatalogProduct)
 def catalog_product(code: str, session: Uow, who: Principal | None = Depends(viewer)) -> dict[str, Any]:
     """A product detail page's data; 404 wherever the caller may not see the product (LST-06)."""
     product = service.get_by_code(session, code)
