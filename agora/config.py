@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     metrics_token: str | None = None
     # Webhook and metrics URLs may point at loopback, link-local and private addresses (agora.outbound).
     allow_private_urls: bool = False
+    # The address people reach this marketplace at, for links in e-mails (password resets). Unset, a link
+    # uses the address the request came to, which a client chooses: set it in production.
+    public_url: str | None = None
 
     @field_validator("region")
     @classmethod

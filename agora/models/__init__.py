@@ -20,7 +20,7 @@ from agora.models.notifications import Notification
 from agora.models.offers import Offer
 from agora.models.pricing import FeeRate, InfrastructurePrice, PriceVersion, PricingModelRequest
 from agora.models.subscriptions import RegistrationTokenUse, Subscription, TrialUse
-from agora.models.web import LoginThrottle, Password, WebSession
+from agora.models.web import LoginThrottle, Password, PasswordReset, WebSession
 from agora.models.webhooks import WebhookDelivery
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "Offer",
     "Operator",
     "Password",
+    "PasswordReset",
     "PriceVersion",
     "PricingModelRequest",
     "Product",

@@ -46,3 +46,17 @@ class LoginThrottle(Base):
     email: Mapped[str] = mapped_column(String(320), primary_key=True)
     failures: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column()
+
+
+class PasswordReset(Base):
+    """A password-reset link e-mailed to an address. The link holds a random token; only its SHA-256 is
+    stored. It works once, for an hour, and sets the password of every account signing in with `email`."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from agora.identities import passwords
+from agora import config
+from agora.errors import Invalid
+from agora.identities import passwords, resets
 from agora.web import sessions
 from agora.web.core import HOME_OF, get_viewer, page_router, redirect, render, safe_next, set_cookie
 
@@ -65,4 +67,55 @@ def logout(request: Request) -> Response:
         samesite="lax",
         secure=request.url.scheme == "https",
     )
+    return response
+
+
+SENT = (
+    "If an account signs in with that address, we have sent it a link to set a new password. "
+    "The link works for an hour."
+)
+EXPIRED = "This link has expired or has been used already. Ask for a new one below."
+
+
+def _link_base(request: Request) -> str:
+    return config.get_settings().public_url or str(request.base_url)
+
+
+@router.get("/password-reset", response_class=HTMLResponse)
+def reset_form(request: Request) -> HTMLResponse:
+    return render(request, "password_reset.html", {"email": ""})
+
+
+@router.post("/password-reset", response_class=HTMLResponse)
+def reset_request(request: Request, email: str = Form("", max_length=320)) -> Response:
+    """The same answer whether or not the address has an account."""
+    with request.app.state.db.unit_of_work() as session:
+        resets.request_link(session, email, _link_base(request))
+    return redirect(request, "/login", flash=("success", SENT))
+
+
+@router.get("/password-reset/{token}", response_class=HTMLResponse)
+def new_password_form(request: Request, token: str) -> Response:
+    with request.app.state.db.reader() as session:
+        usable = resets.valid(session, token) is not None
+    if not usable:
+        return render(request, "password_reset.html", {"email": "", "error": EXPIRED}, 410)
+    return render(request, "password_new.html", {"token": token})
+
+
+@router.post("/password-reset/{token}", response_class=HTMLResponse)
+def set_new_password(request: Request, token: str, password: str = Form(""), confirm: str = Form("")) -> Response:
+    if password != confirm:
+        error = "The two passwords are not the same. Type the new password twice."
+        return render(request, "password_new.html", {"token": token, "error": error}, 422)
+    try:
+        with request.app.state.db.unit_of_work() as session:
+            accounts = resets.complete(session, token, password)
+    except Invalid as exc:
+        message = exc.problems[0]["msg"] if exc.problems else exc.detail
+        return render(request, "password_new.html", {"token": token, "error": f"The new password {message}."}, 422)
+    if accounts is None:
+        return render(request, "password_reset.html", {"email": "", "error": EXPIRED}, 410)
+    response = redirect(request, "/login", flash=("success", "Your password is set. Sign in with it."))
+    response.delete_cookie(sessions.SESSION_COOKIE, path="/")
     return response
