@@ -15,9 +15,9 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, or_
 from sqlalchemy.orm import Session
 
 from agora import clock
@@ -61,6 +61,7 @@ def start(session: Session, principal: Principal) -> str:
     """A new session for `principal`; returns the cookie value."""
     token = secrets.token_urlsafe(32)
     now = clock.now()
+    prune(session, now)
     session.add(
         WebSession(
             token_hash=_digest(token),
@@ -72,6 +73,13 @@ def start(session: Session, principal: Principal) -> str:
     )
     session.flush()
     return token
+
+
+def prune(session: Session, now: datetime) -> int:
+    """Forget the sessions that have expired (each sign-in sweeps; an expired row opens nothing anyway, this
+    only keeps the table the size of the people signed in)."""
+    expired = delete(WebSession).where(or_(WebSession.last_seen_at < now - IDLE, WebSession.created_at < now - LONGEST))
+    return int(session.execute(expired).rowcount or 0)  # type: ignore[attr-defined]
 
 
 def end(session: Session, token: str | None) -> None:

@@ -173,3 +173,13 @@ def test_agora_users_set_password(db: Database, browser: TestClient, monkeypatch
     assert sign_in(browser, BUYER[0], "brand-new-pass").status_code == 303
     unknown = CliRunner().invoke(cli_app, ["users", "set-password", "no@one.example"], input="abcdefgh1\nabcdefgh1\n")
     assert unknown.exit_code == 2
+
+
+def test_signing_in_sweeps_away_expired_sessions(browser: TestClient, db: Database) -> None:
+    start = clock.now()
+    assert sign_in(browser, *BUYER).status_code == 303
+    with clock.use_clock(clock.ManualClock(start + timedelta(hours=2))):
+        other = TestClient(create_app(db), headers=browser.headers, follow_redirects=False)
+        assert sign_in(other, *SELLER).status_code == 303
+        with db.reader() as session:
+            assert len(session.scalars(select(WebSession)).all()) == 1  # the buyer's idle one is gone
