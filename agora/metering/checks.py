@@ -273,10 +273,12 @@ def customers_of(
         results.append(("buyer", connection.execute(_BY_BUYER, {"buyer_id": principal.id, "values": product_ids})))
     # Each row is keyed by what its lookup asked for, which is what `customer_for` looks it up by.
     found: dict[tuple[int, str, str], list[Customer]] = {}
-    times: dict[Any, datetime] = {}  # subscriptions often share a start: parse each value once
+    times: dict[Any, datetime] = {}  # subscriptions often share a start or an end: parse each value once
+    starts: dict[Any, datetime] = {}
     for kind, rows in results:
         for sub_id, product_id, identifier, buyer_id, started, ended, account in rows:
-            start = times.get(started) or times.setdefault(started, _utc(started))
+            # Usage is timestamped to the second: the second a subscription began in counts as subscribed.
+            start = starts.get(started) or starts.setdefault(started, _utc(started).replace(microsecond=0))
             end = None if ended is None else times.get(ended) or times.setdefault(ended, _utc(ended))
             value = identifier if kind == "id" else account if kind == "account" else str(buyer_id)
             found.setdefault((product_id, kind, value), []).append(

@@ -151,7 +151,8 @@ def platform_items(
 
 
 def _active(subscription: Subscription, at: datetime) -> bool:
-    return subscription.started_at <= at and (subscription.ended_at is None or at < subscription.ended_at)
+    started = subscription.started_at.replace(microsecond=0)  # runs and usage are kept to the second
+    return started <= at and (subscription.ended_at is None or at < subscription.ended_at)
 
 
 def active_subscription(session: Session, buyer_id: int, product_code: str, at: datetime) -> Subscription:

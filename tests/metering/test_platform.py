@@ -132,6 +132,18 @@ def test_mtr06_a_run_is_rounded_up_to_whole_hours_each_in_the_clock_hour_it_begi
 
 
 @pytest.mark.rule("MTR-06")
+def test_an_instance_started_in_the_second_the_buyer_subscribed_is_metered(market: Market, db: Database) -> None:
+    """Runs are kept to the second, but the subscription check sees the real instant: a run started 0.2 s
+    after a subscription that began at 10:00:00.5 is not refused as "before the subscription"."""
+    with db.unit_of_work() as session:
+        subscription = Market.subscription(session, "hr-1")
+        subscription.started_at = t("2026-03-02T10:00:00.500000")
+    market.start("2026-03-02T10:00:00.700000")
+    market.stop("2026-03-02T10:30:00")
+    assert market.usage() == [("2026-03-02T10:00:00", "hourly:m5.large", 1)]
+
+
+@pytest.mark.rule("MTR-06")
 def test_mtr06_a_restart_in_the_same_clock_hour_is_a_new_run_with_its_own_hour(market: Market) -> None:
     first = market.start("2026-03-02T10:00:00")
     market.stop("2026-03-02T10:10:00")
