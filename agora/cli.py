@@ -33,6 +33,8 @@ app.add_typer(keys_app, name="keys")
 mail_app = typer.Typer(no_args_is_help=True, help="The notifications outbox.")
 app.add_typer(mail_app, name="mail")
 app.add_typer(users_app, name="users")
+usage_app = typer.Typer(no_args_is_help=True, help="Usage records: archiving closed months.")
+app.add_typer(usage_app, name="usage")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -289,6 +291,11 @@ def worker(
     observability.configure_logging()
     register_all()
     db = _database()
+    if db.dialect == "postgresql":  # usage_records' monthly partitions, created ahead daily from now on
+        from agora.metering import partitions
+
+        with db.unit_of_work() as session:
+            partitions.start(session)
     runner = Worker(db, lease=timedelta(seconds=lease_seconds), poll_interval=poll)
     if until_idle:
         ran = runner.run_until_idle()
@@ -392,6 +399,32 @@ def mail_list(
         )
         if body:
             out.print("    " + message.body.replace("\n", "\n    "))
+
+
+@usage_app.command("archive")
+def usage_archive(
+    before: Annotated[str, typer.Option(help="archive every month strictly before this one, YYYY-MM")],
+    to: Annotated[Path | None, typer.Option(help="directory of the archive files (default: VAR_DIR/archive)")] = None,
+) -> None:
+    """Write each closed, invoiced month before --before to usage-YYYY-MM.jsonl.gz (with a .sha256 beside
+    it), then drop its usage from the database (PostgreSQL: its monthly partition). Refuses, changing
+    nothing, if any of those months is not closed and invoiced."""
+    import re
+
+    from agora.config import var_dir
+    from agora.metering import archive
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", before):
+        fail([f"--before: {before!r} is not a month like 2026-03"])
+    db = _database()
+    try:
+        done = archive.archive(db, before, to if to is not None else var_dir() / "archive")
+    except archive.ArchiveRefused as exc:
+        fail([f"--before: {exc}"])
+    for month in done:
+        where = f"{month.path}  sha256 {month.sha256}" if month.path else "(an empty partition, nothing to write)"
+        out.print(f"{month.period}  {month.records:>12,} records  {where}", markup=False)
+    out.print(f"{len(done)} month(s) archived before {before}")
 
 
 schema_app = typer.Typer(no_args_is_help=True, help="JSON Schemas of Agora's input files.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,31 @@ from alembic.script import ScriptDirectory
 from agora.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+IncludeObject = Callable[[Any, str | None, str, bool, Any], bool]
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Objects made by hand in migrations (the FTS5 table and its shadow tables, PostgreSQL's stored
-    tsvector column and its GIN index) are not in
-    the models; autogenerate and schema comparisons leave them alone."""
-    return not (name or "").startswith(("search_fts", "ix_search_documents_tsv", "search_tsv"))
+    tsvector column and its GIN index, usage_records' monthly partitions) are not in the models;
+    autogenerate and schema comparisons leave them alone."""
+    return not (name or "").startswith(
+        ("search_fts", "ix_search_documents_tsv", "search_tsv", "usage_records_p", "usage_records_default")
+    )
+
+
+def include_object_for(dialect: str) -> IncludeObject:
+    """`include_object` for a database of `dialect`. On PostgreSQL the client-token index of usage_records
+    is one unique index per monthly partition (`agora.metering.partitions`), not the parent's: a
+    partitioned table's unique index must contain the partition key."""
+    if dialect != "postgresql":
+        return include_object
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "index" and name == "uq_usage_records_client_token":
+            return False
+        return include_object(obj, name, type_, reflected, compare_to)
+
+    return include
 
 
 def alembic_config() -> Config:

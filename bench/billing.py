@@ -5,7 +5,9 @@ family, on SQLite and (if reachable) PostgreSQL, next to one bare GROUP BY over 
 
 The month is closed exactly as `agora bill` closes it (the durable jobs: one rollup pass, then invoice jobs
 of 200 buyers). Printed per database: load time, the bare GROUP BY (each subscription's total per
-dimension: the least any bill needs), the close, their ratio, records/s, and the process's peak memory.
+dimension: the least any bill needs), the close's rollup alone (its aggregation, without the per-buyer
+invoicing around it), the close, their ratios, records/s, and the process's peak memory. On PostgreSQL the
+month has its own partition of usage_records, as the daily `usage.partitions` job makes it ahead.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from pathlib import Path
 from sqlalchemy import func, insert, select, text
 
 from agora import clock, config, migrate
-from agora.billing import runs
+from agora.billing import rating, runs, service
 from agora.db import Database, open_database
 from agora.manifest.loader import load_data
+from agora.metering import partitions
 from agora.models import Buyer, Invoice, Product, Subscription
 from agora.tasks import register_all
 
@@ -188,10 +191,31 @@ def bare_group_by(db: Database) -> float:
     return time.perf_counter() - began
 
 
+def rollup_alone(db: Database) -> float:
+    """The close's aggregation by itself: the month summed at each subscription's grain, tiers graduated
+    (`service._rollup`, as `billing.close_period` runs it), without the per-buyer invoicing around it."""
+    start, end = START, START + timedelta(days=31)
+    with db.reader() as session:
+        subscriptions = session.scalars(select(Subscription)).all()
+        catalog = service.rating_terms(session, subscriptions)
+    grains: dict[str, list[int]] = {}
+    tiers = []
+    for subscription in subscriptions:
+        terms = catalog[subscription.id]
+        grains.setdefault(rating.grain(terms, PERIOD), []).append(subscription.id)
+        for item, bounds in rating.summed_tiers(terms, PERIOD).items():
+            tiers += [(subscription.id, item, n, lower, upper) for n, (lower, upper) in enumerate(bounds)]
+    began = time.perf_counter()
+    service._rollup(db.engine, service._rollup_sql(grains, graduate=bool(tiers)), tiers, start, end)
+    return time.perf_counter() - began
+
+
 def run(label: str, url: str, total: int, buyers: int) -> None:
     db = open_database(url)
     migrate.upgrade(db)
     register_all()
+    with db.unit_of_work() as session:  # the month's partition, as the daily job makes it ahead (PostgreSQL)
+        partitions.create_month(session.connection(), PERIOD)
     began = time.perf_counter()
     subscriptions = populate(db, buyers)
     loaded = load_usage(db, subscriptions, total)
@@ -199,6 +223,9 @@ def run(label: str, url: str, total: int, buyers: int) -> None:
     print(f"{label}: {loaded:,} records, {buyers:,} buyers loaded in {load_seconds:.0f} s", flush=True)
     bare = bare_group_by(db)
     print(f"  bare GROUP BY over the month      {bare:8.1f} s", flush=True)
+    with clock.use_clock(clock.ManualClock(START + timedelta(days=32))):
+        alone = rollup_alone(db)
+    print(f"  the close's rollup alone          {alone:8.1f} s   = {alone / bare:.2f} × the bare GROUP BY", flush=True)
     with clock.use_clock(clock.ManualClock(START + timedelta(days=32))):
         began = time.perf_counter()
         runs.close(db, PERIOD)

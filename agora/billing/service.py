@@ -325,6 +325,10 @@ def _load_tiers(connection: Connection, tiers: Sequence[tuple[int, str, int, int
             for s, d, n, lower, upper in tiers
         ],
     )
+    if connection.dialect.name == "postgresql":
+        # A temporary table has no statistics until analysed: the planner took its thousands of rows for a
+        # few hundred and sorted the month's groups to merge-join them; counted, it hashes them instead.
+        connection.execute(text("ANALYZE rollup_tiers"))
 
 
 # Usage of earlier months stored after they closed, carried into this one: per hour (BIL-03).

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from agora.migrate import include_object
+from agora.migrate import include_object_for
 from agora.models import Base
 
 config = context.config
@@ -18,7 +18,7 @@ def run_migrations_online() -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        include_object=include_object,
+        include_object=include_object_for(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

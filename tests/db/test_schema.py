@@ -13,7 +13,7 @@ from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from agora import migrate
 from agora.db import Database, normalise_url, open_database
-from agora.migrate import include_object
+from agora.migrate import include_object_for
 from agora.models import AuditEvent, Base, Buyer
 
 
@@ -42,7 +42,7 @@ def test_buyer_accounts_are_twelve_characters_in_the_schema_too(db: Database) ->
 def test_migrations_build_exactly_the_models_schema(db: Database) -> None:
     assert migrate.current_revision(db) == migrate.head_revision()
     with db.engine.connect() as connection:
-        opts = {"compare_type": True, "include_object": include_object}
+        opts = {"compare_type": True, "include_object": include_object_for(db.dialect)}
         context = MigrationContext.configure(connection, opts=opts)
         assert compare_metadata(context, Base.metadata) == []
 
