@@ -1,7 +1,7 @@
 """password_resets: the links `/password-reset` e-mails
 
 Revision ID: 0021
-Revises: 0015
+Revises: 0018
 Create Date: 2026-12-07 04:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import agora.db
 
 revision = "0021"
-down_revision = "0015"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
