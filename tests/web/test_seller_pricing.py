@@ -135,7 +135,9 @@ def test_every_price_has_its_own_input_labelled_by_what_it_prices(seller: TestCl
 
 @pytest.mark.rule("CHG-01")
 @pytest.mark.rule("CHG-02")
-def test_the_preview_re_rates_last_month_at_the_new_prices_and_changes_nothing(seller: TestClient, db: Database) -> None:
+def test_the_preview_re_rates_last_month_at_the_new_prices_and_changes_nothing(
+    seller: TestClient, db: Database
+) -> None:
     period = seed_hours(db)
     before = snapshot(db)
     answer = preview(seller, PROXY, **{"c5.large": "0.07"})
@@ -179,7 +181,7 @@ def test_publish_change_makes_a_new_version_as_the_api_does(seller: TestClient, 
         assert product.pricing == latest.pricing  # new subscriptions pay it at once (CHG-01)
         assert session.scalar(select(Job).where(Job.name == "pricing.notify_subscribers"))
     page = text_of(seller.get(answer.headers["location"]).text)
-    assert f"Version 2 is published" in page and f"from {effective.day} {effective:%B %Y}" in page
+    assert "Version 2 is published" in page and f"from {effective.day} {effective:%B %Y}" in page
     assert "2 current" in page
     assert html  # the page before the change rendered
 
@@ -198,7 +200,9 @@ def test_a_wrong_price_is_shown_next_to_its_field_and_nothing_changes(seller: Te
     before = snapshot(db)
     answer = preview(seller, PROXY, **{"c5.large": "0.0.7", "Monthly fee": "-5"})
     assert answer.status_code == 422
-    assert re.search(r'name="hourly/c5.large"[^>]*value="0.0.7" aria-describedby="[^"]*-error" aria-invalid="true"', answer.text)
+    assert re.search(
+        r'name="hourly/c5.large"[^>]*value="0.0.7" aria-describedby="[^"]*-error" aria-invalid="true"', answer.text
+    )
     errors = re.findall(r'<p class="field-error" id="price-[0-9-]+-error">([^<]+)</p>', answer.text)
     assert len(errors) == 2 and any("negative" in e for e in errors)
     form = {"csrf_token": csrf_of(seller.get("/seller/offers")), "hourly/c5.large": "0.1234567891"}
