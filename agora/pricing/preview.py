@@ -197,6 +197,19 @@ class VersionRow:
     existing_from: datetime | None
     created_by: str
     current: bool
+    prices: list[tuple[str, str]]  # (what, price) of every price of the version
+
+
+def _prices_of(pricing: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every price of a version, each named briefly: `c5.large per hour`, `Monthly fee`, `users per unit`."""
+    per = {"hourly": " per hour", "annual": " per year", "usage": " per unit", "ml": " per hour", "tiered": " per unit"}
+    found = []
+    for group in price_inputs(pricing):
+        for entry in group.inputs:
+            kind = entry.key.partition("/")[0]
+            use = entry.key.split("/")[1].replace("_", " ") + ", " if kind == "ml" else ""
+            found.append((f"{use}{entry.label}{per.get(kind, '')}", entry.value))
+    return found
 
 
 @dataclass(frozen=True)
@@ -230,7 +243,9 @@ def pricing_page(session: Session, principal: Principal, code: str) -> PricingPa
     product = catalog.get_managed(session, principal, code)
     found = versions(session, product)
     rows = [
-        VersionRow(v.number, v.family, v.noticed_at, v.existing_from, v.created_by, i == len(found) - 1)
+        VersionRow(
+            v.number, v.family, v.noticed_at, v.existing_from, v.created_by, i == len(found) - 1, _prices_of(v.pricing)
+        )
         for i, v in enumerate(found)
     ]
     requests = session.scalars(
@@ -276,6 +291,11 @@ class Preview:
     subscribers: list[SubscriberPreview]
     on_offers: int  # subscribers on a private offer's own prices, which the change does not touch
     changed: set[str] = field(default_factory=set)
+
+    @property
+    def month(self) -> str | None:
+        """The billed month as people write it: 'November 2026'."""
+        return datetime.strptime(self.period, "%Y-%m").strftime("%B %Y") if self.period else None
 
     @property
     def billed_total(self) -> int:

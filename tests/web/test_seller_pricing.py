@@ -152,7 +152,7 @@ def test_the_preview_re_rates_last_month_at_the_new_prices_and_changes_nothing(
     assert "$49.50" in cells and "$49.70" in cells and "+$0.20" in cells
     today = clock.now().date()
     effective = existing_subscriber_effective_date(today)
-    assert f"Billed for {period}" in text
+    assert f"Billed for {datetime.strptime(period, '%Y-%m'):%B %Y}" in text
     assert f"{today.day} {today:%B %Y} (today, if you publish now)" in text
     assert f"pay them from {effective.day} {effective:%B %Y}" in text
     assert f"{effective.day} {effective:%B %Y}" in cells  # when this subscriber is reached (CHG-02)
