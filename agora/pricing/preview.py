@@ -84,7 +84,7 @@ def price_inputs(pricing: Mapping[str, Any]) -> list[PriceGroup]:
         )
     if pricing.get("monthly") is not None:
         groups.append(
-            PriceGroup("Monthly fee", [PriceInput("monthly", "Monthly fee", str(pricing["monthly"]), "per month")])
+            PriceGroup("Recurring fee", [PriceInput("monthly", "Monthly fee", str(pricing["monthly"]), "per month")])
         )
     usage = pricing.get("usage")
     if usage:

@@ -44,7 +44,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         (root / "terms.pdf").write_bytes(pdf())
         config.reset_settings()
         with live_server(db) as url:
-            yield {"url": url, "offer": offer, "month": datetime.strptime(period, "%Y-%m").strftime("%B %Y"), "eula": str(root / "terms.pdf")}
+            yield {
+                "url": url,
+                "offer": offer,
+                "month": datetime.strptime(period, "%Y-%m").strftime("%B %Y"),
+                "eula": str(root / "terms.pdf"),
+            }
         db.dispose()
 
 
@@ -164,7 +169,9 @@ def test_a_buyer_gets_403_and_another_sellers_product_404(site: dict[str, str], 
     check(page, "seller-pricing-404")
 
 
-def test_screenshots_of_a_product_without_subscribers_and_with_a_model_request(site: dict[str, str], page: Page) -> None:
+def test_screenshots_of_a_product_without_subscribers_and_with_a_model_request(
+    site: dict[str, str], page: Page
+) -> None:
     sign_in(page, site["url"], *SELLER)
     page.goto(f"{site['url']}/seller/products/acme-search-managed/pricing")
     page.get_by_role("button", name="Preview").click()
@@ -176,6 +183,8 @@ def test_screenshots_of_a_product_without_subscribers_and_with_a_model_request(s
     page.get_by_label("New pricing").fill('{"monthly": "99"}')
     page.get_by_role("button", name="Request model change").click()
     expect(page.get_by_role("status")).to_contain_text("is sent")
-    expect(page.get_by_role("region", name="Table of pricing-model requests")).to_contain_text("Waiting for the operator")
+    expect(page.get_by_role("region", name="Table of pricing-model requests")).to_contain_text(
+        "Waiting for the operator"
+    )
     check(page, "seller-pricing-model-request")
     assert Path(harness.SCREENSHOTS / "seller-pricing-model-request-360.png").exists()

@@ -146,7 +146,9 @@ def test_the_preview_re_rates_last_month_at_the_new_prices_and_changes_nothing(
     text = text_of(answer.text)
     # Billed for the month: 10 h × $0.05 = $0.50, plus the full monthly fee $49.00 → $49.50.
     # At the new prices, the same 10 recorded hours: 10 × $0.07 = $0.70, plus $49.00 → $49.70.
-    row = re.search(rf"<tr>\s*<th scope=\"row\">{SUBSCRIBER}</th>.*?</tr>", answer.text, re.S)
+    row = re.search(
+        rf"<tr role=\"row\">\s*<th scope=\"row\" role=\"rowheader\">{SUBSCRIBER}</th>.*?</tr>", answer.text, re.S
+    )
     assert row, "the subscriber has a row"
     cells = text_of(row.group(0))
     assert "$49.50" in cells and "$49.70" in cells and "+$0.20" in cells
