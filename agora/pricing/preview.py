@@ -295,7 +295,7 @@ class Preview:
     @property
     def month(self) -> str | None:
         """The billed month as people write it: 'November 2026'."""
-        return datetime.strptime(self.period, "%Y-%m").strftime("%B %Y") if self.period else None
+        return rating.month_bounds(self.period)[0].strftime("%B %Y") if self.period else None
 
     @property
     def billed_total(self) -> int:

@@ -23,23 +23,12 @@ from agora.money import from_cents
 from agora.pricing import preview as prices
 from agora.pricing import service
 from agora.pricing.schema import PricingDocument
+from agora.web import present
 from agora.web.core import page_router, redirect, render, require
 from agora.web.sessions import Viewer
 
 router = page_router()
 seller = require(Role.SELLER)
-FAMILIES = {
-    "hourly": "Hourly",
-    "hourly_monthly": "Hourly and monthly",
-    "monthly": "Monthly",
-    "annual": "Annual",
-    "usage": "Usage",
-    "contract": "Contract",
-    "free": "Free",
-    "byol": "Bring your own license",
-    "ml": "Machine learning",
-    "tiered": "Tiered usage",
-}
 REQUEST_STATES = {"pending": "Waiting for the operator", "approved": "Approved", "rejected": "Rejected"}
 
 
@@ -70,7 +59,7 @@ def _page(
         "errors": errors or {},
         "refusal": refusal,
         "preview": preview,
-        "families": FAMILIES,
+        "family": present.pricing_label,
         "request_states": REQUEST_STATES,
         "request_text": request_text or _as_yaml(page.pricing),
         "request_error": request_error,
@@ -157,10 +146,12 @@ async def request_model_change(request: Request, code: str, viewer: Viewer = Dep
         with request.app.state.db.unit_of_work() as session:
             product = prices.product_of(session, viewer.principal, code)
             made = service.request_model_change(session, viewer.principal, product, document)
-            moving = f"{made.from_family} to {made.to_family}"
+            moving = f"“{present.pricing_label(made.from_family)}” to “{present.pricing_label(made.to_family)}”"
     except (NotFound, Forbidden):
         raise
     except AgoraError as exc:
         return _page(request, viewer, code, request_text=text, request_error=exc.detail, status=exc.status_code)
-    message = f"Your request to move from {moving} pricing is sent. The operator approves or rejects it [PRC-16]."
+    message = (
+        f"Your request to change the pricing model from {moving} is sent. The operator approves or rejects it [PRC-16]."
+    )
     return redirect(request, f"/seller/products/{code}/pricing", flash=("success", message))

@@ -130,7 +130,7 @@ def test_a_schedule_that_does_not_sum_to_the_total_is_refused_next_to_it(seller:
     form = offer_form(seller, total="1500", instalment_at_0=due, instalment_amount_0="1000")
     answer = create(seller, form)
     assert answer.status_code == 422
-    assert re.search(r'<p class="field-error" id="schedule-error" role="alert">instalments sum to 1000', answer.text)
+    assert re.search(r'<p class="field-error" id="schedule-error">instalments sum to 1000', answer.text)
     assert "[OFR-01]" in answer.text
     assert 'value="1500"' in answer.text and 'value="0.07"' in answer.text  # what was typed is kept
     assert offers_count(db) == before

@@ -229,7 +229,7 @@ def test_a_pricing_model_change_is_a_request_with_its_status(seller: TestClient,
         product = session.scalar(select(Product).where(Product.code == PROXY))
         assert product is not None and product.pricing_family == "hourly_monthly"  # not applied directly
     page = text_of(seller.get(answer.headers["location"]).text)
-    assert "is sent" in page and "Hourly and monthly Monthly" in page and "Waiting for the operator" in page
+    assert "is sent" in page and "Hourly plus monthly fee Monthly" in page and "Waiting for the operator" in page
 
 
 def test_a_buyer_gets_403_and_another_sellers_product_is_404(browser: TestClient) -> None:
