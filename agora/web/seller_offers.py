@@ -85,6 +85,8 @@ async def create_offer(request: Request, viewer: Viewer = Depends(seller)) -> Re
         raise
     except Invalid as exc:
         return _new_page(request, viewer, code, values, offers.field_errors(exc), exc.status_code)
+    except assets.TooLarge as exc:  # LST-03: a EULA is at most 10 MB
+        return _new_page(request, viewer, code, values, {"file": exc.detail.removeprefix("file: ")}, exc.status_code)
     except AgoraError as exc:
         return _new_page(request, viewer, code, values, {"form": exc.detail}, exc.status_code)
     message = f"Offer {public_id} is saved as a draft. Check it, then choose Extend offer to send it to the buyer."

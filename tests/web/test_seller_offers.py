@@ -137,6 +137,7 @@ def test_a_schedule_that_does_not_sum_to_the_total_is_refused_next_to_it(seller:
 
 
 @pytest.mark.rule("OFR-01")
+@pytest.mark.rule("LST-03")
 def test_the_services_rules_are_shown_next_to_their_fields(seller: TestClient, db: Database) -> None:
     before = offers_count(db)
     too_long = create(seller, offer_form(seller, duration_days="2000"))
@@ -150,6 +151,8 @@ def test_the_services_rules_are_shown_next_to_their_fields(seller: TestClient, d
     assert bad_price.status_code == 422 and 'aria-invalid="true"' in bad_price.text
     not_pdf = create(seller, offer_form(seller), b"%PDF-1.4 not really a pdf", "terms.pdf")
     assert not_pdf.status_code == 422 and re.search(r'id="file-error">a eula must be PDF', not_pdf.text)
+    too_big = create(seller, offer_form(seller), pdf() + b"%" * (11 * 1024 * 1024), "big.pdf")
+    assert too_big.status_code == 413 and re.search(r'id="file-error">a eula may be at most 10 MB', too_big.text)
     blank = create(seller, offer_form(seller, buyer="", duration_days="", accept_by=""))
     assert blank.status_code == 422
     assert all(f'id="{name}-error"' in blank.text for name in ("buyer", "duration_days", "accept_by"))
