@@ -349,8 +349,6 @@ def pricing_from_form(kind: str, document: dict[str, Any] | None, typed: dict[st
         value = value.strip()
         if group == "contract" and part == "price" and sub is not None:
             row.setdefault("prices", {})[sub] = value
-        elif group == "contract" and part.startswith("price_"):
-            row.setdefault("prices", {})[part[6:]] = value
         elif group == "tier" and sub is not None and part in ("up_to", "price"):
             row["tiers"].setdefault(int(sub), {"up_to": "", "price": ""})[part] = value
         else:

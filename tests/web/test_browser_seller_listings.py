@@ -56,6 +56,17 @@ def steps(page: Page, name: str) -> Any:
     return page.get_by_role("navigation", name="Listing steps").get_by_role("link", name=re.compile(name))
 
 
+def drop(page: Page, target: str, name: str, mime: str, data: bytes) -> None:
+    """Drag a file onto a drop zone, as a person dragging it from their desktop would."""
+    transfer = page.evaluate_handle(
+        "([bytes, name, mime]) => { const t = new DataTransfer();"
+        " t.items.add(new File([new Uint8Array(bytes)], name, {type: mime})); return t; }",
+        [list(data), name, mime],
+    )
+    page.dispatch_event(target, "dragenter", {"dataTransfer": transfer})
+    page.dispatch_event(target, "drop", {"dataTransfer": transfer})
+
+
 def upload(page: Page, label: str, name: str, mime: str, data: bytes) -> None:
     page.get_by_label(label, exact=True).set_input_files(files={"name": name, "mimeType": mime, "buffer": data})
     page.get_by_role("button", name=f"Upload {label.lower()}").click()
@@ -100,7 +111,7 @@ def test_a_seller_lists_a_product_through_review_to_public(site: dict[str, Any],
     expect(page.get_by_role("img", name="Logo preview: logo.png")).to_be_visible()
     upload(page, "User guide", "guide.pdf", "application/pdf", files.pdf())
     expect(page.locator("#kind-user_guide")).to_contain_text("1 page")
-    upload(page, "Screenshots", "screen.png", "image/png", files.png(640, 400, (200, 200, 200)))
+    drop(page, "#kind-screenshot .drop-zone", "screen.png", "image/png", files.png(640, 400, (200, 200, 200)))
     expect(page.get_by_role("img", name="Screenshots preview: screen.png")).to_be_visible()
     check(page, "seller-listings-general")
 
