@@ -97,7 +97,9 @@ def _needs(missing: list[service.Missing]) -> dict[str, list[str]]:
     """What blocks submission, by the form field it concerns, as the API words it (with its rule ID)."""
     out: dict[str, list[str]] = {}
     for m in missing:
-        out.setdefault(forms.field_key(m.field), []).append(m.message + (f" [{m.rule}]" if m.rule else ""))
+        key = forms.field_key(m.field)
+        message = f"{forms.label_of(key).lower()} is required" if m.message == "required to submit" else m.message
+        out.setdefault(key, []).append(message + (f" [{m.rule}]" if m.rule else ""))
     return out
 
 

@@ -311,6 +311,26 @@ def test_a_real_png_and_pdf_are_kept_previewed_and_the_pdf_pages_counted(seller:
     assert "upload a PNG logo" not in page.text
 
 
+@pytest.mark.rule("LST-03")
+def test_a_logo_over_7_5_mb_is_refused_while_it_streams_and_a_file_can_be_removed(
+    seller: TestClient, db: Database
+) -> None:
+    assert new_listing(seller).status_code == 303
+    big = files.padded(files.png(), int(7.5 * files.MB) + 1)
+    page = upload(seller, "acme-backup", "logo", big, "logo.png")
+    assert page.status_code == 413 and "a logo may be at most 7.5 MB" in page.text
+    assert upload(seller, "acme-backup", "logo", files.png(), "logo.png").status_code == 303
+    with db.reader() as session:
+        digest = session.scalar(
+            select(ProductAsset.digest).where(ProductAsset.product_id == product(db, "acme-backup").id)
+        )
+    assert digest is not None
+    form = {"csrf_token": token(seller), "step": "general"}
+    removed = seller.post(f"/seller/products/acme-backup/files/{digest}/remove", data=form)
+    assert removed.status_code == 303
+    assert "upload a PNG logo [LST-03]" in text_of(seller.get("/seller/products/acme-backup?step=general").text)
+
+
 def test_an_upload_route_gets_the_upload_body_limit() -> None:
     scope = {"method": "POST", "path": "/seller/products/acme-backup/files"}
     assert body_limit(scope) == UPLOAD_LIMIT  # type: ignore[arg-type]
