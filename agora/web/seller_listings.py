@@ -79,7 +79,8 @@ def _errors(exc: Invalid) -> dict[str, list[str]]:
     included)."""
     out: dict[str, list[str]] = {}
     for problem in exc.problems or [{"loc": "form", "msg": exc.detail}]:
-        out.setdefault(forms.field_key(problem["loc"]), []).append(problem["msg"])
+        message = problem["msg"].removeprefix("Value error, ")  # Pydantic's prefix of a validator's own words
+        out.setdefault(forms.field_key(problem["loc"]), []).append(message)
     return out
 
 
