@@ -24,7 +24,10 @@ BODY_LIMIT = 1 * MB
 # Uploads: the largest asset kind (a 200 MB video, LST-03) and room for the multipart framing. Each kind's
 # own limit is applied while the file streams to disk (`agora.catalog.uploads`).
 UPLOAD_LIMIT = 200 * MB + 64 * KB
-UPLOAD_ROUTE = re.compile(r"/api/v1/(products/[^/]+/assets|offers/[^/]+/eula)|/seller/offers")
+UPLOAD_ROUTE = re.compile(
+    r"/api/v1/(products/[^/]+/assets|offers/[^/]+/eula)"  # the API
+    r"|/seller/offers|/seller/products/[^/]+/files"  # the seller portal's forms with files
+)
 # Seconds a client may send nothing while the server waits for the rest of a body (nginx's
 # `client_body_timeout` is 60 s; a metering client sends its body in one go).
 BODY_READ_TIMEOUT = float(os.environ.get("AGORA_BODY_READ_TIMEOUT", "30"))

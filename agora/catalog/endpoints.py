@@ -8,11 +8,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from agora import audit
 from agora.auth import Principal, require, viewer
 from agora.catalog import assets as asset_rules
-from agora.catalog import search, service, uploads
-from agora.catalog.assets import AssetKind
+from agora.catalog import portal, search, service, uploads
 from agora.catalog.responses import (
     AssetOut,
     CatalogPage,
@@ -25,7 +23,6 @@ from agora.catalog.responses import (
 from agora.catalog.schemas import ProductCreate
 from agora.catalog.storage import LocalAssetStorage
 from agora.catalog.views import STEPS, asset_out, catalog_page, product_out, queue_out, wizard_out
-from agora.db import Database
 from agora.deps import Uow, get_db
 from agora.errors import Invalid, NotFound
 from agora.models import ChangeRequest, Product, ProductAsset, Role
@@ -113,88 +110,22 @@ async def upload_asset(code: str, request: Request, principal: Principal = Depen
     Multipart fields `kind` and `file`. The caller's token and its right to change the listing are checked
     before the body is read; the file streams to disk, refused as soon as it passes its kind's limit."""
     db = get_db(request)
-    await run_in_threadpool(_check_editable, db, principal, code)
+    await run_in_threadpool(portal.check_editable, db, principal, code)
     storage = LocalAssetStorage()
     with storage.incoming() as incoming:
-        received = await uploads.receive(request, incoming, _within_limit)
+        received = await uploads.receive(request, incoming, portal.within_limit)
         # The database is written only now: a unit of work opened before the upload would hold SQLite's
         # write lock for as long as the client takes to send the file.
-        return await run_in_threadpool(_store_asset, request, db, principal, code, received, storage)
-
-
-def _kind(fields: dict[str, str]) -> AssetKind | None:
-    value = fields.get("kind", "")
-    return AssetKind(value) if value in AssetKind.__members__.values() else None
-
-
-def _within_limit(fields: dict[str, str], size: int) -> None:
-    kind = _kind(fields)
-    if kind is not None:
-        asset_rules.check_size(kind, size)
-    elif size > asset_rules.MAX_BYTES:
-        raise asset_rules.TooLarge(f"file: an upload may be at most {asset_rules.MAX_TEXT} [LST-03]")
-
-
-def _check_editable(db: Database, principal: Principal, code: str) -> None:
-    with db.reader() as session:
-        service.check_assets_editable(service.get_managed(session, principal, code))
-
-
-def _store_asset(
-    request: Request,
-    db: Database,
-    principal: Principal,
-    code: str,
-    received: uploads.Received,
-    storage: LocalAssetStorage,
-) -> dict[str, Any]:
-    kind = _kind(received.fields)
-    if kind is None:
-        choices = ", ".join(k.value for k in AssetKind)
-        raise Invalid.at("kind", f"give the kind of file: one of {choices}")
-    if received.file is None:
-        raise Invalid.at("file", "give the file, in the multipart field named file")
-    incoming = received.file
-    incoming.finish()
-    filename = received.filename or kind.value
-    content_type = asset_rules.check_content(kind, incoming.path, filename)
-    with db.unit_of_work() as session:
-        session.info["request_id"] = getattr(request.state, "request_id", None)
-        product = service.get_managed(session, principal, code)
-        service.check_assets_editable(product)
-        rule = asset_rules.RULES[kind]
-        if rule.max_count > 1 and service.count_assets(session, product, kind) >= rule.max_count:
-            raise asset_rules.TooMany(f"kind: at most {rule.max_count} {kind.value} files per product [LST-03]")
-        size = incoming.size
-        digest = storage.keep(incoming)
-        if rule.max_count == 1:
-            for old in session.scalars(
-                select(ProductAsset).where(ProductAsset.product_id == product.id, ProductAsset.kind == kind.value)
-            ):
-                session.delete(old)
-            session.flush()
-        existing = session.scalar(
-            select(ProductAsset).where(
-                ProductAsset.product_id == product.id, ProductAsset.kind == kind.value, ProductAsset.digest == digest
-            )
-        )
-        asset = existing or ProductAsset(
-            product_id=product.id,
-            kind=kind.value,
-            digest=digest,
-            content_type=content_type,
-            size=size,
-            filename=filename[:255],
-        )
-        session.add(asset)
-        session.flush()
-        audit.record(
-            session,
-            actor=principal.actor,
-            action="product.asset_upload",
-            target_type="product",
-            target_id=code,
-            after={"kind": kind.value, "digest": digest, "size": size, "content_type": content_type},
+        asset = await run_in_threadpool(
+            portal.store_asset,
+            db,
+            principal,
+            code,
+            received.fields,
+            received.filename,
+            received.file,
+            storage,
+            getattr(request.state, "request_id", None),
         )
         return asset_out(asset)
 

@@ -299,3 +299,10 @@ def validate_pricing(document: PricingDocument, context: PricingContext) -> Vali
     family = "ml" if context.kind in ML_KINDS else pricing_family(document)
     terms = build_terms(document, kind=context.kind, family=family, paid=is_paid(document))
     return ValidationResult(violations=[], terms=terms)
+
+
+def components_of(kind: str) -> frozenset[str]:
+    """The pricing components a product of `kind` may use, the free trial included where it has prices to
+    convert to (PRC-02/06/12/13): what a pricing form offers for that kind."""
+    trial = {TRIAL} if kind in ML_KINDS or "hourly" in _ALLOWED[kind] else set()
+    return _ALLOWED[kind] | trial
