@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from agora import audit, clock
 from agora.auth import hash_token
 from agora.catalog import search
+from agora.catalog.entity_ids import new_offer_id, new_product_id
 from agora.catalog.schemas import ProductState, preview_problem
 from agora.catalog.service import sync_facets
 from agora.config import get_settings
@@ -38,7 +39,7 @@ from agora.subscriptions import annual, contracts
 from agora.subscriptions import service as subscriptions
 
 MANIFEST_ACTOR = "operator:manifest"
-LISTING_EXCLUDE = {"code", "seller", "kind", "title", "state", "pricing"}
+LISTING_EXCLUDE = {"code", "seller", "kind", "title", "state", "pricing", "entity_id", "public_offer_entity_id"}
 
 
 @dataclass
@@ -591,7 +592,13 @@ def _apply_product(session: Session, report: LoadReport, actor: str, product_in:
     }
     product = session.scalar(select(Product).where(Product.code == product_in.code))
     if product is None:
-        product = Product(code=product_in.code, updated_at=now, **values)
+        product = Product(
+            code=product_in.code,
+            updated_at=now,
+            entity_id=product_in.entity_id or new_product_id(),
+            public_offer_entity_id=product_in.public_offer_entity_id or new_offer_id(),
+            **values,
+        )
         product.published_at = now if product_in.state == ProductState.PUBLIC else None
         session.add(product)
         session.flush()
@@ -606,6 +613,10 @@ def _apply_product(session: Session, report: LoadReport, actor: str, product_in:
         )
         report.count("products", "created")
         return
+    for column in ("entity_id", "public_offer_entity_id"):  # a manifest may fix an existing product's ids
+        fixed = getattr(product_in, column)
+        if fixed and getattr(product, column) != fixed:
+            setattr(product, column, fixed)
     before = {k: getattr(product, k) for k in values}
     if before == values:
         report.count("products", "unchanged")
