@@ -12,11 +12,14 @@ from typing import Any
 import boto3
 import httpx
 from botocore.config import Config
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from agora import clock, tasks
 from agora.db import Database
 from agora.jobs import Worker
 from agora.manifest.loader import load_data
+from agora.models import CatalogEntity, Product
 from tests.live import live_server
 
 SELLER_KEY = ("AKIDCATALOG00001", "catalog-secret")
@@ -61,7 +64,7 @@ def _usage(*names: str) -> dict[str, Any]:
     }
 
 
-def manifest() -> dict[str, Any]:
+def manifest(variant: str = "saas") -> dict[str, Any]:
     return {
         "region": "us-east-1",
         "sellers": [
@@ -90,21 +93,59 @@ def manifest() -> dict[str, Any]:
             {"account": OTHER_BUYER, "email": "b@buyer.example"},
         ],
         "operators": [{"id": "ops", "api_tokens": ["catalog-ops-token"]}],
-        "products": [
-            _product(
-                "acme-saas",
-                "saas",
-                PUBLIC_SAAS,
-                _usage("WorkloadSmall", "WorkloadMedium"),
-                public_offer_entity_id=PUBLIC_SAAS_OFFER,
-                fulfillment_url="https://acme.example/register",
-            ),
-            _product("acme-limited", "saas", LIMITED_SAAS, _usage("Seats"), state="limited"),
-            _product("acme-ami", "ami", PUBLIC_AMI, {"hourly": {"m5.large": "0.10", "m5.xlarge": "0.20"}}),
-            _product("acme-container", "container", PUBLIC_CONTAINER, {"hourly": {"m5.large": "0.05"}}),
-            {**_product("globex-saas", "saas", OTHERS, _usage("Calls")), "seller": "globex"},
-        ],
+        "products": products(variant),
     }
+
+
+def products(variant: str) -> list[dict[str, Any]]:
+    """`variant` names the kind of product the reference scripts' ids (prod-1111111111111 and its public offer
+    offer-1111111111111) belong to: saas, ami or container."""
+    ids = {"saas": PUBLIC_SAAS, "ami": PUBLIC_AMI, "container": PUBLIC_CONTAINER, "limited": LIMITED_SAAS}
+    if variant in ("ami", "container", "limited"):
+        ids["saas"], ids[variant] = ids[variant], PUBLIC_SAAS
+
+    def offer(kind: str) -> dict[str, Any]:
+        # In the "private" variant the scripts' offer id is a draft private offer instead (see `serving`).
+        return (
+            {"public_offer_entity_id": PUBLIC_SAAS_OFFER} if ids[kind] == PUBLIC_SAAS and variant != "private" else {}
+        )
+
+    return [
+        _product(
+            "acme-saas",
+            "saas",
+            ids["saas"],
+            _usage("WorkloadSmall", "WorkloadMedium"),
+            fulfillment_url="https://acme.example/register",
+            **offer("saas"),
+        ),
+        _product("acme-limited", "saas", ids["limited"], _usage("Seats"), state="limited", **offer("limited")),
+        _product("acme-ami", "ami", ids["ami"], {"hourly": {"m5.large": "0.10", "m5.xlarge": "0.20"}}, **offer("ami")),
+        _product(
+            "acme-container", "container", ids["container"], {"hourly": {"m5.large": "0.05"}}, **offer("container")
+        ),
+        {**_product("globex-saas", "saas", OTHERS, _usage("Calls")), "seller": "globex"},
+    ]
+
+
+def draft_private_offer(session: Session) -> None:
+    """offer-1111111111111 as a draft private offer of prod-1111111111111 for BUYER, as the Catalog API keeps one
+    before ReleaseOffer makes it an Agora offer."""
+    product = session.scalars(select(Product).where(Product.entity_id == PUBLIC_SAAS)).one()
+    session.add(
+        CatalogEntity(
+            entity_id=PUBLIC_SAAS_OFFER,
+            entity_type="Offer@1.0",
+            seller_id=product.seller_id,
+            product_id=product.id,
+            details={
+                "ProductId": PUBLIC_SAAS,
+                "Name": "Draft offer",
+                "Targeting": {"PositiveTargeting": {"BuyerAccounts": [BUYER]}},
+            },
+            updated_at=clock.now(),
+        )
+    )
 
 
 @dataclass
@@ -133,12 +174,14 @@ class Live:
 
 
 @contextmanager
-def serving(db: Database) -> Iterator[Live]:
+def serving(db: Database, variant: str = "saas") -> Iterator[Live]:
     """boto3 signs with the wall clock: the server's clock is frozen at the real current second."""
     now = datetime.now(UTC).replace(microsecond=0)
     with clock.use_clock(clock.ManualClock(now)) as frozen:
         assert isinstance(frozen, clock.ManualClock)
         with db.unit_of_work() as session:
-            load_data(manifest(), session)
+            load_data(manifest(variant), session)
+            if variant == "private":
+                draft_private_offer(session)
         with live_server(db) as url:
             yield Live(db, url, frozen)

@@ -28,10 +28,12 @@ from agora.config import get_settings
 from agora.errors import Invalid
 from agora.models import Product, Seller
 from agora.offers import service as offers
+from agora.pricing import service as pricing_service
 from agora.pricing.rules import PricingContext, validate_pricing
 from agora.pricing.schema import PricingDocument
 
 DIMENSION_KEY = re.compile(r"[A-Za-z0-9_]{1,15}")
+INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 MAX_DIMENSION_DESCRIPTION = 70
 UNTITLED = "Untitled product"
 
@@ -100,6 +102,7 @@ INFORMATION = {
     "LongDescription": "long_description",
     "Highlights": "highlights",
     "SearchKeywords": "seo_keywords",
+    "SupportDescription": "support",
 }
 INFORMATION_EXTRAS = ("LogoUrl", "VideoUrls", "AdditionalResources", "Sku", "Manufacturer")
 
@@ -130,6 +133,12 @@ def _targeting(doc: dict[str, Any]) -> list[str]:
     positive = doc.get("PositiveTargeting")
     if not isinstance(positive, dict):
         raise validation("UpdateTargeting needs PositiveTargeting")
+    other = sorted(set(positive) - {"BuyerAccounts"})
+    if other:
+        raise validation(
+            f"PositiveTargeting.{other[0]}: Agora targets buyer accounts only; a private offer names one buyer "
+            "account [OFR-01]"
+        )
     accounts = _strings(positive.get("BuyerAccounts"), "PositiveTargeting.BuyerAccounts")
     for account in accounts:
         if not re.fullmatch(r"[0-9]{12}", account):
@@ -181,10 +190,25 @@ def _published(product: Product) -> bool:
     return product.state != "draft"
 
 
+def instance_type_dimension(product: Product, item: Any) -> bool:
+    """An AMI's or container's hourly dimension is an instance type (`t2.micro`, Types Metered): it names where
+    the software runs, priced per hour (PRC-04), not a usage dimension PRC-08 constrains."""
+    key = item.get("Key") if isinstance(item, dict) else None
+    return product.kind in ("ami", "container") and isinstance(key, str) and INSTANCE_TYPE.fullmatch(key) is not None
+
+
 def _dimension(item: Any, where: str) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise validation(f"{where} must be an object")
     key = item.get("Key")
+    if isinstance(key, str) and INSTANCE_TYPE.fullmatch(key) and "Metered" in (item.get("Types") or []):
+        return {
+            "Key": key,
+            "Name": str(item.get("Name") or key),
+            "Description": str(item.get("Description") or key),
+            "Unit": "Hrs",
+            "Types": ["Metered"],
+        }
     if not isinstance(key, str) or not DIMENSION_KEY.fullmatch(key):
         raise validation(f"{where}.Key must be 1–15 characters of A-Z, a-z, 0-9 and _ [PRC-08]")
     description = item.get("Description")
@@ -213,14 +237,15 @@ def _dimension_list(details: Any) -> list[Any]:
 def add_dimensions(ctx: Context, entity: Entity | None, entity_type: str, details: Any) -> str:
     product = _product(entity)
     assert entity is not None
-    if _published(product):
+    items = _dimension_list(details)
+    if _published(product) and not all(instance_type_dimension(product, item) for item in items):
         raise validation(
             f"product {product.entity_id} is {product.state}: its dimensions are fixed after listing [PRC-08]"
         )
     current = entities.dimensions(entity, product)
     keys = {d["Key"] for d in current}
     added = []
-    for i, item in enumerate(_dimension_list(details)):
+    for i, item in enumerate(items):
         dimension = _dimension(item, f"Dimensions[{i}]")
         if dimension["Key"] in keys:
             raise validation(f"Dimensions[{i}].Key {dimension['Key']!r} already exists on {product.entity_id}")
@@ -416,7 +441,10 @@ def create_offer(ctx: Context, entity: Entity | None, entity_type: str, details:
         offer.public_of = product
         ctx.session.flush()
     entities.ensure_extra(ctx.session, offer).product_id = product.id
-    entities.update_details(ctx.session, offer, ProductId=product.entity_id)
+    name = doc.get("Name")
+    if name is not None and (not isinstance(name, str) or len(name) > 150):
+        raise validation("Name must be a string of at most 150 characters")
+    entities.update_details(ctx.session, offer, ProductId=product.entity_id, **({"Name": name} if name else {}))
     return entity_id
 
 
@@ -485,8 +513,13 @@ def _merge_terms(offer: Entity, terms: list[dict[str, Any]], kinds: frozenset[st
 
 
 def _price_public(ctx: Context, product: Product, terms: list[dict[str, Any]]) -> None:
+    """A draft's prices change in place; a published product's become its next price version, noticed to its
+    subscribers (CHG-01/02), within its pricing model (PRC-16) — the native pricing endpoint's path."""
     raw = to_pricing(product.kind, terms, entities.dimensions_by_key(ctx.session, product))
     document = _check_document(ctx, product, raw)
+    if pricing_service.versions(ctx.session, product):
+        pricing_service.change_price(ctx.session, ctx.principal, product, document)
+        return
     _patch(ctx, product, {"pricing": document.model_dump(mode="json", exclude_none=True)})
 
 

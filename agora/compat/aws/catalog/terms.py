@@ -138,7 +138,8 @@ def to_pricing(kind: str, terms: list[dict[str, Any]], dimensions: dict[str, dic
                 raise validation(f"{where}.BillingPeriod: Agora's recurring charge is Monthly")
             document["monthly"] = _price(term.get("Price"), f"{where}.Price")
         elif kind_of == "FixedUpfrontPricingTerm":
-            n = months(term.get("Duration"), f"{where}.Duration")
+            # Without a Duration the upfront price covers the agreement; Agora prices it as 12 months (PRC-10).
+            n = months(term["Duration"], f"{where}.Duration") if term.get("Duration") else 12
             grants = term.get("Grants") or []
             if not grants:
                 raise validation(f"{where}.Grants must name the dimensions the upfront price buys")
