@@ -688,7 +688,13 @@ def release_offer(ctx: Context, entity: Entity | None, entity_type: str, details
             for c in schedule["Schedule"]
         ]
         data["schedule"] = instalments
-        data["total"] = sum((Decimal(i["amount"]) for i in instalments), Decimal(0))
+        # The offer's total is its upfront price; the instalments must add up to it (OFR-01).
+        upfront = by_type.get("FixedUpfrontPricingTerm")
+        data["total"] = (
+            Decimal(str(upfront["Price"]))
+            if upfront is not None
+            else sum((Decimal(i["amount"]) for i in instalments), Decimal(0))
+        )
     made = offers.create(ctx.session, ctx.principal, data, entity_id=offer.entity_id)
     offers.extend(ctx.session, ctx.principal, made.public_id)
     extra = entities.ensure_extra(ctx.session, offer)
