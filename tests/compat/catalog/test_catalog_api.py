@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from sqlalchemy import select
 
 from agora.db import Database
+from agora.jobs import Worker
 from agora.models import Offer, Product
 from tests.catalog import files
 from tests.compat.catalog.market import (
@@ -312,6 +313,14 @@ def test_a_private_offer_is_extended_to_its_one_buyer(live: Live, db: Database) 
 
 def test_what_the_rules_refuse_a_change_set_refuses(live: Live) -> None:
     client = live.client()
+    # SEL-03: a seller outside the enhanced data sharing program makes no private offers, whichever door.
+    others = private_offer(product=OTHERS)
+    refused(
+        lambda: live.client(OTHER_SELLER_KEY).start_change_set(Catalog=CATALOG, ChangeSet=others),
+        "ValidationException",
+        422,
+        "SEL-03",
+    )
 
     def start(changes: list[dict[str, Any]]) -> Any:
         return lambda: client.start_change_set(Catalog=CATALOG, ChangeSet=changes)
@@ -423,6 +432,31 @@ def test_a_running_change_set_locks_its_entities_and_can_be_cancelled(live: Live
         first["ChangeSetId"],
     )
     client.cancel_change_set(Catalog=CATALOG, ChangeSetId=first["ChangeSetId"])
+    applying = client.start_change_set(
+        Catalog=CATALOG,
+        ChangeSet=[change("UpdateInformation", SAAS, {"ShortDescription": "Newer words"}, LIMITED_SAAS)],
+    )
+    Worker(live.db, only=frozenset({"catalog.prepare_change_set"})).run_until_idle()
+    assert client.describe_change_set(Catalog=CATALOG, ChangeSetId=applying["ChangeSetId"])["Status"] == "APPLYING"
+    refused(
+        lambda: client.cancel_change_set(Catalog=CATALOG, ChangeSetId=applying["ChangeSetId"]),
+        "ResourceInUseException",
+        423,
+        "APPLYING",
+    )
+    refused(
+        lambda: client.start_change_set(
+            Catalog=CATALOG,
+            ChangeSet=[
+                change("UpdateTargeting", SAAS, {"PositiveTargeting": {"BuyerAccounts": [BUYER]}}, LIMITED_SAAS)
+            ],
+        ),
+        "ResourceInUseException",
+        423,
+        applying["ChangeSetId"],
+    )
+    live.run_jobs()
+    assert client.describe_change_set(Catalog=CATALOG, ChangeSetId=applying["ChangeSetId"])["Status"] == "SUCCEEDED"
     assert client.describe_change_set(Catalog=CATALOG, ChangeSetId=first["ChangeSetId"])["Status"] == "CANCELLED"
     refused(
         lambda: client.cancel_change_set(Catalog=CATALOG, ChangeSetId=first["ChangeSetId"]),

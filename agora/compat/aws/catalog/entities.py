@@ -129,9 +129,9 @@ def find(session: Session, seller_id: int, entity_id: str) -> Entity | None:
     extra = extra_of(session, entity_id)
     if entity_id.startswith("prod-"):
         product = session.scalar(select(Product).where(Product.entity_id == entity_id))
-        if product is None or product.seller_id != seller_id:
-            return None
-        return Entity(entity_id, KIND_TYPES.get(product.kind, "SaaSProduct"), seller_id, product=product, extra=extra)
+        if product is None or product.seller_id != seller_id or product.kind not in KIND_TYPES:
+            return None  # ML products and managed services are not Catalog API entity types Agora serves
+        return Entity(entity_id, KIND_TYPES[product.kind], seller_id, product=product, extra=extra)
     public_of = session.scalar(select(Product).where(Product.public_offer_entity_id == entity_id))
     if public_of is not None:
         if public_of.seller_id != seller_id:
