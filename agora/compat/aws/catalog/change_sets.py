@@ -255,6 +255,9 @@ def start(session: Session, principal: Principal, payload: dict[str, Any]) -> di
         raise validation("ChangeSetName must be 1 to 100 characters")
     tags = _tags(payload["ChangeSetTags"], "ChangeSetTags") if payload.get("ChangeSetTags") is not None else []
     parsed = _parse(payload)
+    # One start at a time per seller, so two sets naming the same entity cannot both pass the lock check. On
+    # PostgreSQL the seller's row is locked until commit; SQLite runs one writer at a time anyway.
+    session.scalar(select(Seller.id).where(Seller.id == principal.id).with_for_update())
     ids = _existing_ids(session, principal.id, parsed)
     _locked(session, principal.id, ids)
     _dry_run(session, principal, parsed)
