@@ -415,6 +415,36 @@ def test_errors_in_aws_shape(live: Live) -> None:
         404,
     )
     refused(lambda: client.describe_change_set(Catalog=CATALOG, ChangeSetId="nope"), "ResourceNotFoundException", 404)
+    lone = [
+        {
+            "ChangeType": "UpdateInformation",
+            "Entity": {"Type": SAAS, "Identifier": PUBLIC_SAAS},
+            "Details": '{"LongDescription": "\\ud800"}',
+        }
+    ]
+    refused(lambda: client.start_change_set(Catalog=CATALOG, ChangeSet=lone), "ValidationException", 422, "Details")
+    refused(
+        lambda: client.start_change_set(
+            Catalog=CATALOG,
+            ChangeSet=[
+                {
+                    "ChangeType": "UpdateInformation",
+                    "Entity": {"Type": SAAS, "Identifier": PUBLIC_SAAS},
+                    "Details": "{nope",
+                }
+            ],
+        ),
+        "ValidationException",
+        422,
+        "not valid JSON",
+    )
+    refused(lambda: client.list_entities(Catalog=CATALOG, EntityType="DataProduct"), "ValidationException", 422)
+    refused(
+        lambda: client.list_entities(Catalog=CATALOG, EntityType="SaaSProduct", NextToken="bogus"),
+        "ValidationException",
+        422,
+        "NextToken",
+    )
 
 
 def test_a_running_change_set_locks_its_entities_and_can_be_cancelled(live: Live) -> None:

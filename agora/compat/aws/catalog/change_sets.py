@@ -27,6 +27,7 @@ from agora.compat.aws.catalog.entities import CATALOG, iso
 from agora.compat.aws.catalog.errors import CatalogError, from_agora, not_found, validation
 from agora.errors import AgoraError
 from agora.models import ChangeSet, Role, Seller
+from agora.validation import bad_text
 
 MAX_CHANGES = 20
 RUNNING = ("PREPARING", "APPLYING")
@@ -55,9 +56,13 @@ def _details(change: dict[str, Any], where: str) -> Any:
     if not isinstance(raw, str):
         raise validation(f"{where}.Details must be a JSON string")
     try:
-        return json.loads(raw) if raw.strip() else {}
-    except ValueError:
+        parsed = json.loads(raw) if raw.strip() else {}
+    except (ValueError, RecursionError):
         raise validation(f"{where}.Details is not valid JSON") from None
+    problems = bad_text(parsed, brackets=True)  # a JSON escape inside the string can spell a lone surrogate
+    if problems:
+        raise validation("; ".join(f"{where}.Details{'.' + loc if loc else ''} {problem}" for loc, problem in problems))
+    return parsed
 
 
 def _parse(payload: dict[str, Any]) -> list[dict[str, Any]]:
