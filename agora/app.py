@@ -20,6 +20,7 @@ from agora import __version__, jobs, observability
 from agora.admin.endpoints import router as admin_router
 from agora.billing.endpoints import router as billing_router
 from agora.catalog.endpoints import router as catalog_router
+from agora.compat.aws.catalog.protocol import routes as catalog_routes
 from agora.compat.endpoint import sdk_endpoint
 from agora.db import Database, open_database
 from agora.errors import install_handlers
@@ -140,5 +141,6 @@ def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastA
     # The SDK front door is matched first: it carries the metering load, and a route found after a
     # hundred API routes costs every request the walk.
     app.router.routes.insert(0, Route("/", sdk_endpoint, methods=["POST"], include_in_schema=False))
+    app.router.routes[1:1] = catalog_routes()  # the Catalog API's REST-JSON paths (DESIGN "Endpoints on one port")
     install_web(app)
     return app

@@ -8,6 +8,7 @@ def register_all() -> None:
     import agora.billing.payouts
     import agora.billing.service
     import agora.catalog.tasks
+    import agora.compat.aws.catalog.change_sets
     import agora.metering.partitions
     import agora.metering.tasks
     import agora.notifications.tasks

@@ -20,6 +20,7 @@ from agora import audit, clock, jobs
 from agora.auth import Principal
 from agora.catalog import search
 from agora.catalog.assets import AssetKind
+from agora.catalog.entity_ids import new_offer_id, new_product_id
 from agora.catalog.schemas import ListingFields, ProductCreate, ProductState, preview_problem
 from agora.decisions import decide
 from agora.errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
@@ -118,8 +119,10 @@ def _listing_of(fields: ListingFields) -> dict[str, Any]:
     return fields.model_dump(mode="json", exclude_none=True, exclude={"code", "kind", *LISTING_COLUMNS})
 
 
-def create_product(session: Session, principal: Principal, data: ProductCreate) -> Product:
-    """SEL-01: only a registered seller creates products; it starts as a draft."""
+def create_product(
+    session: Session, principal: Principal, data: ProductCreate, *, entity_id: str | None = None
+) -> Product:
+    """SEL-01: only a registered seller creates products; it starts as a draft, with its Catalog API ids."""
     if principal.role is not Role.SELLER:
         raise Forbidden("only sellers create products [SEL-01]")
     if get_by_code(session, data.code) is not None:
@@ -129,6 +132,8 @@ def create_product(session: Session, principal: Principal, data: ProductCreate) 
     now = clock.now()
     product = Product(
         code=data.code,
+        entity_id=entity_id or new_product_id(),
+        public_offer_entity_id=new_offer_id(),
         seller_id=principal.id,
         kind=data.kind.value,
         title=data.title,

@@ -16,6 +16,8 @@ HANDLE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 Handle = Annotated[str, StringConstraints(pattern=HANDLE_PATTERN)]
 CustomerIdentifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+# A Catalog API entity id as AWS shapes them: `prod-…` or `offer-…` (agora.catalog.entity_ids).
+EntityId = Annotated[str, StringConstraints(pattern=r"^(prod|offer)-[a-z0-9]{5,40}$")]
 
 
 def _aware(value: datetime) -> datetime:

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from agora import audit, clock
 from agora.auth import hash_token
 from agora.catalog import search
+from agora.catalog.entity_ids import new_offer_id, new_product_id
 from agora.catalog.schemas import ProductState, preview_problem
 from agora.catalog.service import sync_facets
 from agora.config import get_settings
@@ -38,7 +39,8 @@ from agora.subscriptions import annual, contracts
 from agora.subscriptions import service as subscriptions
 
 MANIFEST_ACTOR = "operator:manifest"
-LISTING_EXCLUDE = {"code", "seller", "kind", "title", "state", "pricing"}
+PUBLISHED = (ProductState.PUBLIC, ProductState.LIMITED)  # loaded as if reviewed and published (LST-05/06)
+LISTING_EXCLUDE = {"code", "seller", "kind", "title", "state", "pricing", "entity_id", "public_offer_entity_id"}
 
 
 @dataclass
@@ -193,6 +195,7 @@ def check(manifest: Manifest, session: Session, *, unresolved: dict[str, set[str
     )
     problems += _duplicates(((f"operators[{i}].id", o.id) for i, o in enumerate(manifest.operators)), "operator id")
     problems += _duplicates(((f"products[{i}].code", p.code) for i, p in enumerate(manifest.products)), "product code")
+    problems += _check_entity_ids(manifest, session)
     problems += _duplicates(
         (
             (f"subscriptions[{i}].customer_identifier", f"{s.product}/{default_customer_identifier(s)}")
@@ -300,9 +303,28 @@ def _published_pricing(session: Session) -> dict[str, dict[str, Any]]:
     return {code: pricing for code, (_, pricing) in latest.items()}
 
 
+def _check_entity_ids(manifest: Manifest, session: Session) -> list[Problem]:
+    """A product's Catalog API ids are unique across the file and the marketplace: a fixed id may be one the
+    product already has, never another product's."""
+    fixed = [
+        (f"products[{i}].{column}", getattr(p, column), p.code)
+        for i, p in enumerate(manifest.products)
+        for column in ("entity_id", "public_offer_entity_id")
+        if getattr(p, column)
+    ]
+    problems = _duplicates(((path, value) for path, value, _ in fixed), "entity id")
+    for path, value, code in fixed:
+        owner = session.scalar(
+            select(Product.code).where(or_(Product.entity_id == value, Product.public_offer_entity_id == value))
+        )
+        if owner is not None and owner != code:
+            problems.append(Problem(path, f"entity id {value!r} is product {owner!r}'s"))
+    return problems
+
+
 def _check_listing(path: str, product: ProductIn, tax_form: str, launched: dict[str, date]) -> list[Problem]:
     """The rules a listing must meet to be stored: its pricing (PRC-*, SEL-02), and for a product loaded
-    straight to public, what submission would have required (LST-07)."""
+    straight to public or limited (as if reviewed, LST-05/06), what submission would have required (LST-07)."""
     problems: list[Problem] = []
     if message := preview_problem(product.kind, product.ml):
         problems.append(Problem(f"{path}.ml.preview", message.removesuffix(" [BIL-05]"), "BIL-05"))
@@ -312,12 +334,12 @@ def _check_listing(path: str, product: ProductIn, tax_form: str, launched: dict[
         context = PricingContext(product.kind.value, tax_form, launched_on=launched_on, as_of=today)
         result = validate_pricing(product.pricing, context)
         # SEL-02 is about publishing a paid model: a draft may wait for its seller's tax form.
-        violations = [v for v in result.violations if v.rule != "SEL-02" or product.state == ProductState.PUBLIC]
+        violations = [v for v in result.violations if v.rule != "SEL-02" or product.state in PUBLISHED]
         problems += [Problem(f"{path}.pricing.{v.path}", v.message, v.rule) for v in violations]
-    elif product.state == ProductState.PUBLIC:
-        problems.append(Problem(f"{path}.pricing", "a public product needs pricing"))
+    elif product.state in PUBLISHED:
+        problems.append(Problem(f"{path}.pricing", f"a {product.state} product needs pricing"))
     if (
-        product.state == ProductState.PUBLIC
+        product.state in PUBLISHED
         and product.pricing is not None
         and is_paid(product.pricing)
         and not (product.refund_policy or "").strip()
@@ -586,12 +608,18 @@ def _apply_product(session: Session, report: LoadReport, actor: str, product_in:
         "kind": product_in.kind.value,
         "title": product_in.title,
         "state": product_in.state,
-        "listing": product_in.model_dump(mode="json", exclude_none=True, exclude=LISTING_EXCLUDE),
+        "listing": _listing(product_in),
         "pricing": product_in.pricing.stored() if product_in.pricing else None,
     }
     product = session.scalar(select(Product).where(Product.code == product_in.code))
     if product is None:
-        product = Product(code=product_in.code, updated_at=now, **values)
+        product = Product(
+            code=product_in.code,
+            updated_at=now,
+            entity_id=product_in.entity_id or new_product_id(),
+            public_offer_entity_id=product_in.public_offer_entity_id or new_offer_id(),
+            **values,
+        )
         product.published_at = now if product_in.state == ProductState.PUBLIC else None
         session.add(product)
         session.flush()
@@ -606,6 +634,10 @@ def _apply_product(session: Session, report: LoadReport, actor: str, product_in:
         )
         report.count("products", "created")
         return
+    for column in ("entity_id", "public_offer_entity_id"):  # a manifest may fix an existing product's ids
+        fixed = getattr(product_in, column)
+        if fixed and getattr(product, column) != fixed:
+            setattr(product, column, fixed)
     before = {k: getattr(product, k) for k in values}
     if before == values:
         report.count("products", "unchanged")
@@ -632,6 +664,13 @@ def _apply_product(session: Session, report: LoadReport, actor: str, product_in:
         after=_summary(values),
     )
     report.count("products", "updated")
+
+
+def _listing(product_in: ProductIn) -> dict[str, Any]:
+    listing = product_in.model_dump(mode="json", exclude_none=True, exclude=LISTING_EXCLUDE)
+    if product_in.state == ProductState.LIMITED:  # as publishing leaves it (LST-06)
+        listing["published_regions"] = list(product_in.regions or [])
+    return listing
 
 
 def _sync_catalog(session: Session, product: Product) -> None:

@@ -13,6 +13,7 @@ from agora.manifest.fields import (
     HANDLE_PATTERN,
     Account,
     Closed,
+    EntityId,
     Handle,
     Instant,
     SubscriptionTerms,
@@ -70,7 +71,13 @@ class ProductIn(ListingFields):
     seller: Handle
     kind: Annotated[ProductKind, Rule("LST-01")]
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    state: Literal["draft", "public"] = "draft"
+    state: Literal["draft", "limited", "public"] = Field(
+        "draft", description="limited: published for the seller to test, as if reviewed, before sign-off (LST-05)"
+    )
+    entity_id: EntityId | None = Field(None, description="the Catalog API's `prod-…` id; assigned when absent")
+    public_offer_entity_id: EntityId | None = Field(
+        None, description="the `offer-…` id of the product's public pricing as an Offer@1.0 entity"
+    )
 
 
 class SubscriptionIn(SubscriptionTerms):

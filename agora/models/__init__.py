@@ -12,6 +12,7 @@ from agora.models.billing import (
     UsageRollup,
 )
 from agora.models.catalog import ChangeRequest, Product, ProductAsset, ProductRegion, SearchDocument
+from agora.models.catalog_api import CatalogEntity, CatalogTag, ChangeSet
 from agora.models.contracts import AnnualPurchase, Contract, ContractCharge, Entitlement
 from agora.models.identities import AccessKey, ApiToken, Buyer, Operator, Role, Seller, TaxForm
 from agora.models.jobs import Job, JobState
@@ -31,7 +32,10 @@ __all__ = [
     "Base",
     "BillingPeriod",
     "Buyer",
+    "CatalogEntity",
+    "CatalogTag",
     "ChangeRequest",
+    "ChangeSet",
     "Contract",
     "ContractCharge",
     "Disbursement",

@@ -81,7 +81,7 @@ def _check_terms(
     return instalments
 
 
-def create(session: Session, principal: Principal, data: dict[str, Any]) -> Offer:
+def create(session: Session, principal: Principal, data: dict[str, Any], *, entity_id: str | None = None) -> Offer:
     """OFR-01 / SEL-03: a draft offer of one of the seller's public products to one buyer account."""
     if principal.role is not Role.SELLER:
         raise Forbidden("private offers are made by sellers")
@@ -101,8 +101,10 @@ def create(session: Session, principal: Principal, data: dict[str, Any]) -> Offe
     schedule = _check_terms(
         session, product, seller, pricing, data["duration_days"], data["accept_by"], total, data.get("schedule") or []
     )
+    public_id = f"offer-{secrets.token_hex(8)}"
     offer = Offer(
-        public_id=f"offer-{secrets.token_hex(8)}",
+        public_id=public_id,
+        entity_id=entity_id or public_id,  # the Catalog API's Offer@1.0 id
         product_id=product.id,
         buyer_id=buyer.id,
         state="draft",
