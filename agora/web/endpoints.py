@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agora.web import account, ops, seller_listings, seller_money, seller_pricing, signin, storefront, subscribe
+from agora.web import (
+    account,
+    ops,
+    seller_integration,
+    seller_listings,
+    seller_money,
+    seller_pricing,
+    signin,
+    storefront,
+    subscribe,
+)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(signin.router)
@@ -12,6 +22,7 @@ router.include_router(storefront.router)
 router.include_router(subscribe.router)
 router.include_router(account.router)
 router.include_router(seller_money.router)
+router.include_router(seller_integration.router)
 router.include_router(seller_listings.router)
 router.include_router(seller_pricing.router)
 router.include_router(ops.router)
