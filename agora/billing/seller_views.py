@@ -117,6 +117,7 @@ def revenue(session: Session, principal: Principal) -> Revenue:
     chart = {
         "labels": labels,
         "money": True,
+        "stacked": True,
         "series": [
             {"label": code, "values": [_money(net_by[code].get(p, 0)) for p in labels]} for code in sorted(net_by)
         ],
@@ -338,7 +339,8 @@ def attention(session: Session, principal: Principal) -> list[dict[str, str]]:
             {
                 "kind": "refunds",
                 "url": "/seller/refunds",
-                "text": f"{len(windows)} annual purchase(s) still inside a refund window [RFD-03]",
+                "text": f"{len(windows)} annual purchase{'' if len(windows) == 1 else 's'} still inside a refund "
+                "window [RFD-03]",
             }
         )
     return items
