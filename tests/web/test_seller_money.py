@@ -95,6 +95,10 @@ def test_the_dashboard_shows_revenue_subscribers_usage_and_what_needs_attention(
         draft = session.scalar(select(Product).where(Product.code == "acme-edge-proxy"))
         assert draft is not None
         draft.state, draft.rejection_reason = "draft", "The logo is blurred"
+    draft = {"code": "acme-draft", "seller": "acme", "kind": "saas", "title": "Acme Draft", "state": "draft",
+             "short_description": "Not ready", "category": "analytics", "regions": ["us-east-1"]}  # fmt: skip
+    with db.unit_of_work() as session:
+        load_data({"products": [draft]}, session)
     soon = (clock.now() + timedelta(days=2)).isoformat()
     offer = {"product": "acme-vault", "buyer": "444455556666", "pricing": {"hourly": {"m5.large": "0.08"}},
              "duration_days": 30, "accept_by": soon}  # fmt: skip
@@ -116,6 +120,8 @@ def test_the_dashboard_shows_revenue_subscribers_usage_and_what_needs_attention(
     assert "Acme Analytics 1 Acme CRM 1 All products 2" in words  # active subscribers
     assert "acme-analytics users" in words  # usage of the last 30 days
     assert 'href="/seller/products/acme-edge-proxy"' in page.text and "was rejected: The logo is blurred" in words
+    assert 'href="/seller/products/acme-draft"' in page.text
+    assert re.search(r"Acme Draft needs \d+ more item\(s\) before review: assets.logo, assets.user_guide", words)
     assert 'href="/seller/offers"' in page.text and made.json()["id"] in words
     assert "<script>" not in page.text  # the data block is JSON, never script
 
