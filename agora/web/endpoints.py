@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from agora.web import (
     account,
     ops,
+    seller_integration,
     seller_listings,
     seller_money,
     seller_offers,
@@ -22,6 +23,7 @@ router.include_router(storefront.router)
 router.include_router(subscribe.router)
 router.include_router(account.router)
 router.include_router(seller_money.router)
+router.include_router(seller_integration.router)
 router.include_router(seller_listings.router)
 router.include_router(seller_pricing.router)
 router.include_router(seller_offers.router)
