@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agora.web import account, ops, seller_listings, seller_money, seller_pricing, signin, storefront, subscribe
+from agora.web import (
+    account,
+    ops,
+    ops_money,
+    ops_oversight,
+    seller_listings,
+    seller_money,
+    seller_pricing,
+    signin,
+    storefront,
+    subscribe,
+)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(signin.router)
@@ -15,3 +26,5 @@ router.include_router(seller_money.router)
 router.include_router(seller_listings.router)
 router.include_router(seller_pricing.router)
 router.include_router(ops.router)
+router.include_router(ops_money.router)
+router.include_router(ops_oversight.router)
