@@ -3,6 +3,7 @@ accounts with their credentials. The API's operator endpoints and the operator c
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -185,13 +186,20 @@ def buyers(session: Session) -> list[Account]:
     ]
 
 
+def shown(value: Any) -> str | None:
+    """A recorded value as the operator reads it: text as it is, anything else as JSON; None stays None."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
 def as_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
     """Each event with its before/after as (field, before, after) rows, for reading side by side."""
     out = []
     for e in events:
         before, after = e.before or {}, e.after or {}
         keys = list(dict.fromkeys([*before, *after]))
-        out.append({"event": e, "changes": [(k, before.get(k), after.get(k)) for k in keys]})
+        out.append({"event": e, "changes": [(k, shown(before.get(k)), shown(after.get(k))) for k in keys]})
     return out
 
 

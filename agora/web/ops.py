@@ -6,8 +6,12 @@ endpoints use, so it is audited and notified the same way. Money is in `ops_mone
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi import Depends, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from agora.admin import views as admin_views
 from agora.catalog import service as catalog
@@ -30,6 +34,15 @@ STATE_WORDS = {
     "public": "Public",
     "restricted": "Restricted",
 }
+
+
+@contextmanager
+def acting(request: Request) -> Iterator[Session]:
+    """The unit of work of an operator's act, tagged with the request's id as the API's is, so its audit
+    entry names the request it came from."""
+    with request.app.state.db.unit_of_work() as session:
+        session.info["request_id"] = getattr(request.state, "request_id", None)
+        yield session
 
 
 def hours(value: float | None) -> str:
@@ -122,7 +135,7 @@ def review_file(request: Request, code: str, digest: str, viewer: Viewer = Depen
 @router.post("/ops/reviews/{code}/approve", response_model=None)
 def approve(request: Request, code: str, viewer: Viewer = Depends(operator)) -> Response:
     try:
-        with request.app.state.db.unit_of_work() as session:
+        with acting(request) as session:
             product = catalog.approve(session, viewer.principal, code, None)
             title = product.title
     except NotFound:
@@ -136,7 +149,7 @@ def approve(request: Request, code: str, viewer: Viewer = Depends(operator)) -> 
 @router.post("/ops/reviews/{code}/reject", response_model=None)
 def reject(request: Request, code: str, reason: str = Form(""), viewer: Viewer = Depends(operator)) -> Response:
     try:
-        with request.app.state.db.unit_of_work() as session:
+        with acting(request) as session:
             product = catalog.reject(session, viewer.principal, code, reason.strip())
             title = product.title
     except NotFound:
@@ -177,7 +190,7 @@ def decide_change(
     if decision not in ("approve", "reject"):
         raise NotFound("no such decision")
     try:
-        with request.app.state.db.unit_of_work() as session:
+        with acting(request) as session:
             done = catalog.decide_change(
                 session, viewer.principal, request_id, approve=decision == "approve", reason=reason.strip() or None
             )
@@ -196,7 +209,7 @@ def decide_model(
     if decision not in ("approve", "reject"):
         raise NotFound("no such decision")
     try:
-        with request.app.state.db.unit_of_work() as session:
+        with acting(request) as session:
             done = pricing.decide_model_change(
                 session, viewer.principal, request_id, approve=decision == "approve", reason=reason.strip() or None
             )

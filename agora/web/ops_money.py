@@ -12,6 +12,7 @@ from agora.billing import operations, refunds
 from agora.errors import AgoraError, NotFound
 from agora.models import Role
 from agora.web.core import page_router, redirect, render, require
+from agora.web.ops import acting
 from agora.web.sessions import Viewer
 
 router = page_router()
@@ -40,7 +41,7 @@ def progress(request: Request, period: str, viewer: Viewer = Depends(operator)) 
 @router.post("/ops/billing/close", response_model=None)
 def close(request: Request, period: str = Form(""), viewer: Viewer = Depends(operator)) -> Response:
     try:
-        with request.app.state.db.unit_of_work() as session:
+        with acting(request) as session:
             queued = operations.start_close(session, viewer.principal, period)
     except AgoraError as exc:
         return redirect(request, "/ops/billing", flash=("error", exc.detail))
@@ -94,7 +95,7 @@ def _back(target: str) -> str:
 @router.post("/ops/invoices/{invoice_id}/pay", response_model=None)
 def pay(request: Request, invoice_id: int, back: str = Form(""), viewer: Viewer = Depends(operator)) -> Response:
     try:
-        with request.app.state.db.unit_of_work() as session:
+        with acting(request) as session:
             refunds.mark_paid(session, viewer.principal, invoice_id)
     except NotFound:
         raise
@@ -111,7 +112,7 @@ def void(
         message = f"Invoice {invoice_id} is not voided: say why (the reason goes on the credit note)."
         return redirect(request, _back(back), flash=("error", message))
     try:
-        with request.app.state.db.unit_of_work() as session:
+        with acting(request) as session:
             note = refunds.void(session, viewer.principal, invoice_id, reason.strip())
             note_id = note.id
     except NotFound:

@@ -15,6 +15,7 @@ from agora.errors import AgoraError, NotFound
 from agora.identities import service as identities
 from agora.models import Role
 from agora.web.core import page_router, redirect, render, require
+from agora.web.ops import acting
 from agora.web.sessions import Viewer
 
 router = page_router()
@@ -81,7 +82,7 @@ def job_list(request: Request, viewer: Viewer = Depends(operator)) -> HTMLRespon
 @router.post("/ops/jobs/{job_id}/retry", response_model=None)
 def retry(request: Request, job_id: int, viewer: Viewer = Depends(operator)) -> Response:
     try:
-        with request.app.state.db.unit_of_work() as session:
+        with acting(request) as session:
             job = jobs.retry(session, viewer.principal.actor, job_id)
             name = job.name
     except NotFound:
@@ -122,7 +123,7 @@ def revoke(request: Request, which: str, kind: str, credential_id: str, viewer: 
         raise NotFound("no such credential")
     what = "API token" if kind == "token" else "access key"
     try:
-        with request.app.state.db.unit_of_work() as session:
+        with acting(request) as session:
             identities.revoke_for_account(session, viewer.principal, kind, credential_id)
     except NotFound:
         raise

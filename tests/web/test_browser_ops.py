@@ -19,12 +19,14 @@ import pytest
 from agora import config, jobs, migrate, tasks
 from agora.db import open_database
 from tests.live import live_server
+from tests.web import test_browser as harness
 from tests.web.market import OPERATOR, SELLER, seed
 from tests.web.ops_billing_market import seed_past_month
 from tests.web.ops_market import ACME, FLAKY, IN_REVIEW, IN_REVIEW_TITLE, seed_console
-from tests.web.test_browser import check, chromium, page, sign_in  # noqa: F401  (fixtures)
+from tests.web.test_browser import check, sign_in
 
 pytestmark = pytest.mark.browser
+chromium, page = harness.chromium, harness.page  # the harness's browser and page fixtures
 
 from playwright.sync_api import Page, expect  # noqa: E402
 
@@ -45,12 +47,23 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         with live_server(db) as url:
             thread, stop = jobs.start_background_worker(db, poll_interval=0.2)
             try:
-                yield {"url": url, "period": period, **ids}
+                yield {"url": url, "period": period, "var": str(root / "var"), **ids}
             finally:
                 stop.set()
                 thread.join(10)
         config.reset_settings()
         db.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(site: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The server's worker publishes the files the fixture uploaded: it must look where they were stored,
+    not in each test's own directory (the suite-wide fixture of this name)."""
+    monkeypatch.setenv("AGORA_VAR_DIR", site["var"])
+    monkeypatch.setenv("AGORA_SECRET_KEY", "test-secret-key-material")
+    config.reset_settings()
+    yield
+    config.reset_settings()
 
 
 def test_an_operator_runs_the_marketplace_from_the_console(site: dict[str, Any], page: Page) -> None:
