@@ -48,7 +48,7 @@ RULE_OF_KIND = {
     "trial_conversion": ("RFD-02", "software charges within 7 days after a free trial converted"),
     "metering_error": ("RFD-02", "charges caused by usage the seller confirmed as metering errors"),
     "preview": ("BIL-05", "ML product in preview: the buyer is refunded"),
-    "void": ("—", "the invoice was voided by the operator"),
+    "void": ("Void", "the invoice was voided by the operator"),
 }
 
 

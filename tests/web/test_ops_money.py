@@ -178,3 +178,26 @@ def test_invoice_counts_match_the_period_row(ops: TestClient, db: Database, peri
         )
     row = text_of(ops.get(f"/ops/billing/{period}/progress").text)
     assert f"{len(invoices)} invoices, ${Decimal(total) / 100:,.2f}" in row
+
+
+@pytest.mark.rule("RFD-03")
+def test_an_annual_purchase_inside_its_refund_windows_is_listed_with_their_ends(ops: TestClient, db: Database) -> None:
+    from datetime import timedelta
+
+    from agora import clock
+    from agora.manifest.loader import load_data
+    from tests.web.market import manifest
+
+    bought = clock.now() - timedelta(hours=1)
+    data = manifest()
+    data["subscriptions"].append(
+        {"buyer": "777788889999", "product": "acme-vault", "at": bought.isoformat(), "annual": {"m5.large": 1}}
+    )
+    with db.unit_of_work() as session:
+        load_data(data, session)
+    words = text_of(ops.get("/ops/refunds").text)
+    assert "acme-vault: 1 × m5.large" in words
+    full, prorata = bought + timedelta(hours=48), bought + timedelta(days=14)
+    assert f"full refund (support or seller): {full.day} {full:%B %Y} {full:%H:%M} UTC" in words
+    assert f"pro-rata refund (seller only): {prorata.day} {prorata:%B %Y} {prorata:%H:%M} UTC" in words
+    assert "1 annual purchase still inside a refund window" in text_of(ops.get("/ops").text)
