@@ -84,56 +84,61 @@ def _months(first: str, last: str) -> list[str]:
     return months
 
 
-def _close_running(session: Session, period: str) -> bool:
-    """A run of `period` queued and due, or being worked, right now."""
+def _running(session: Session, months: list[str]) -> set[str]:
+    """The months whose run is queued and due, or being worked, right now."""
     now = clock.now()
     rows = session.execute(
         select(Job.state, Job.run_at, Job.payload).where(
             Job.name.in_(runs.BILLING_JOBS), Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value])
         )
     )
-    return any(
-        payload.get("period") == period and (state == JobState.RUNNING.value or run_at <= now)
+    return {
+        payload.get("period")
         for state, run_at, payload in rows
-    )
+        if payload.get("period") in months and (state == JobState.RUNNING.value or run_at <= now)
+    }
+
+
+def _rows(session: Session, months: list[str]) -> list[PeriodRow]:
+    """Each month's state and progress, read with a handful of queries whatever the number of months."""
+    closed = {p.period: p for p in session.scalars(select(BillingPeriod).where(BillingPeriod.period.in_(months)))}
+    invoices = {
+        period: (count, int(cents))
+        for period, count, cents in session.execute(
+            select(Invoice.period, func.count(), func.coalesce(func.sum(Invoice.total_cents), 0))
+            .where(Invoice.period.in_(months), Invoice.kind == "monthly")
+            .group_by(Invoice.period)
+        )
+    }
+    running = _running(session, months)
+    out = []
+    for period in months:
+        _, end = month_bounds(period)
+        done, total = runs.invoiced_in(session, period) if period in closed or period in running else (0, 0)
+        if period in running or (period in closed and done < total):
+            state = "closing"
+        elif period in closed:
+            state = "closed"
+        else:
+            state = "open"
+        count, cents = invoices.get(period, (0, 0))
+        closed_at = closed[period].closed_at if period in closed else None
+        out.append(PeriodRow(period, state, end, end + service.CLOSE_DELAY, done, total, count, cents, closed_at))
+    return out
 
 
 def period_row(session: Session, period: str) -> PeriodRow:
-    _, end = month_bounds(period)
-    closed = session.get(BillingPeriod, period)
-    done, total = runs.invoiced_in(session, period)
-    count, cents = session.execute(
-        select(func.count(), func.coalesce(func.sum(Invoice.total_cents), 0)).where(
-            Invoice.period == period, Invoice.kind == "monthly"
-        )
-    ).one()
-    if _close_running(session, period) or (closed is not None and done < total):
-        state = "closing"
-    elif closed is not None:
-        state = "closed"
-    else:
-        state = "open"
-    return PeriodRow(
-        period,
-        state,
-        end,
-        end + service.CLOSE_DELAY,
-        done,
-        total,
-        count,
-        int(cents),
-        closed.closed_at if closed else None,
-    )
+    return _rows(session, [period])[0]
 
 
 def periods(session: Session) -> list[PeriodRow]:
-    """Every month from the first subscription's to the current one, newest first."""
+    """Every month from the first subscription's to the current one (at most two years), newest first."""
     now = clock.now()
     first = session.scalar(select(func.min(Subscription.started_at)))
     closed_first = session.scalar(select(func.min(BillingPeriod.period)))
     start = min(p for p in (period_of(first) if first else None, closed_first, period_of(now)) if p)
     months = _months(start, period_of(now))[-24:]
-    return [period_row(session, p) for p in reversed(months)]
+    return _rows(session, list(reversed(months)))
 
 
 def start_close(session: Session, principal: Principal, period: str) -> bool:
