@@ -23,8 +23,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from agora import clock
+from agora import audit, clock
 from agora.db import Database
+from agora.errors import InvalidTransition, NotFound
 from agora.models import Job, JobState
 
 log = logging.getLogger("agora.jobs")
@@ -81,6 +82,31 @@ def enqueue(
             session.add(job)
     except IntegrityError:
         return None
+    return job
+
+
+def retry(session: Session, actor: str, job_id: int) -> Job:
+    """Give a job that used up its attempts another full set (the operator's **Retry**), audited."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    if job.state != JobState.FAILED.value:
+        raise InvalidTransition(f"job {job_id} is {job.state}; only failed jobs can be retried")
+    before = {"state": job.state, "attempts": job.attempts}
+    job.state = JobState.QUEUED.value
+    job.max_attempts = job.attempts + job.max_attempts
+    job.run_at = clock.now()
+    job.finished_at = None
+    audit.record(
+        session,
+        actor=actor,
+        action="job.retry",
+        target_type="job",
+        target_id=job.id,
+        before=before,
+        after={"state": job.state, "max_attempts": job.max_attempts},
+    )
+    session.flush()
     return job
 
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, field_validator
 from sqlalchemy import select
 
-from agora import audit, clock
+from agora import jobs
+from agora.admin import views
 from agora.auth import Principal, require
 from agora.deps import Uow
-from agora.errors import InvalidTransition, NotFound
 from agora.models import AuditEvent, Job, JobState, Notification, Role
 from agora.paging import Page, Paging
 from agora.validation import Id, Instant, clean_text
@@ -58,23 +58,7 @@ def list_audit(
     before_id: Annotated[Id | None, Query(description="events older than this id (same as `after`)")] = None,
     page: Page = Depends(Paging),
 ) -> AuditPage:
-    query = select(AuditEvent)
-    if actor:
-        query = query.where(AuditEvent.actor == actor)
-    if action:
-        query = query.where(
-            AuditEvent.action.startswith(action) if action.endswith(".") else AuditEvent.action == action
-        )
-    if target_type:
-        query = query.where(AuditEvent.target_type == target_type)
-    if target_id:
-        query = query.where(AuditEvent.target_id == target_id)
-    if request_id:
-        query = query.where(AuditEvent.request_id == request_id)
-    if since:
-        query = query.where(AuditEvent.at >= since)
-    if until:
-        query = query.where(AuditEvent.at < until)
+    query = views.audit_query(views.AuditFilter(actor, action, target_type, target_id, request_id, since, until))
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
     rows = page.scalars(session, query, [AuditEvent.id], newest_first=True)
@@ -147,24 +131,5 @@ def list_jobs(
 @router.post("/jobs/{job_id}/retry", response_model=JobOut)
 def retry_job(job_id: Id, session: Uow, principal: Principal = Depends(operator_only)) -> JobOut:
     """Give a job that used up its attempts another full set."""
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"no job {job_id}")
-    if job.state != JobState.FAILED.value:
-        raise InvalidTransition(f"job {job_id} is {job.state}; only failed jobs can be retried")
-    before = {"state": job.state, "attempts": job.attempts}
-    job.state = JobState.QUEUED.value
-    job.max_attempts = job.attempts + job.max_attempts
-    job.run_at = clock.now()
-    job.finished_at = None
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="job.retry",
-        target_type="job",
-        target_id=job.id,
-        before=before,
-        after={"state": job.state, "max_attempts": job.max_attempts},
-    )
-    session.flush()
+    job = jobs.retry(session, principal.actor, job_id)
     return JobOut.model_validate(job, from_attributes=True)

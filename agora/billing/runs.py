@@ -23,12 +23,8 @@ def close(db: Database, period: str, progress: Progress | None = None) -> list[d
     """Close `period` now: enqueue its run (once), work the queue until idle, return its monthly invoices.
     A run interrupted at any point is finished by running this again; nothing is invoiced twice.
     `progress(done, total)` hears how many of the month's buyers are invoiced, before and after each job."""
-    _, end = month_bounds(period)
-    if clock.now() < end:
-        raise PeriodOpen(f"{period} has not ended yet")
     with db.unit_of_work() as session:
-        jobs.enqueue(session, "billing.close_period", {"period": period}, dedupe_key=f"close-now:{period}")
-        _retake(session, period)
+        request_close(session, period)
     # The last invoice job of the month to finish enqueues the sellers' payout (BIL-05), which this worker
     # runs too unless another worker gets to it first.
     worker = jobs.Worker(db)
@@ -40,6 +36,17 @@ def close(db: Database, period: str, progress: Progress | None = None) -> list[d
     return invoices_of(db, period)
 
 
+def request_close(session: Session, period: str) -> bool:
+    """Enqueue `period`'s run now (once: a second request finds the first) and take back its billing jobs
+    left leased by a dead process. Returns whether a new run was enqueued. Any worker then does the work."""
+    _, end = month_bounds(period)
+    if clock.now() < end:
+        raise PeriodOpen(f"{period} has not ended yet")
+    queued = jobs.enqueue(session, "billing.close_period", {"period": period}, dedupe_key=f"close-now:{period}")
+    _retake(session, period)
+    return queued is not None
+
+
 Progress = Callable[[int, int], None]
 IDLE_LIMIT = 10_000  # jobs one run works at most, as `Worker.run_until_idle`
 
@@ -47,12 +54,16 @@ IDLE_LIMIT = 10_000  # jobs one run works at most, as `Worker.run_until_idle`
 def invoiced(db: Database, period: str) -> tuple[int, int]:
     """(buyers invoiced, buyers to invoice) of `period`: the buyers of its invoice jobs, and of those done."""
     with db.reader() as session:
-        rows = session.execute(
-            select(Job.state, Job.payload).where(
-                Job.name == service.INVOICE_JOB,
-                Job.dedupe_key.startswith(service.invoice_key(period, ""), autoescape=True),
-            )
-        ).all()
+        return invoiced_in(session, period)
+
+
+def invoiced_in(session: Session, period: str) -> tuple[int, int]:
+    rows = session.execute(
+        select(Job.state, Job.payload).where(
+            Job.name == service.INVOICE_JOB,
+            Job.dedupe_key.startswith(service.invoice_key(period, ""), autoescape=True),
+        )
+    ).all()
     total = sum(len(payload["buyer_ids"]) for _, payload in rows)
     done = sum(len(payload["buyer_ids"]) for state, payload in rows if state == JobState.DONE.value)
     return done, total

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 from agora import clock
 from agora.auth import Principal
 from agora.catalog import service
-from agora.models import InfrastructurePrice, Product, ProductAsset, ProductRegion, Seller
+from agora.models import InfrastructurePrice, Job, PricingModelRequest, Product, ProductAsset, ProductRegion, Seller
 from agora.offers import service as offers
 
 STEPS: dict[str, tuple[str, ...]] = {
@@ -202,3 +203,94 @@ def queue_out(session: Session) -> dict[str, Any]:
         for r, p in service.pending_changes(session)
     ]
     return {"submitted": submitted, "change_requests": changes}
+
+
+# --- the operator console's review pages ---------------------------------------------------------------------
+
+
+def review_out(session: Session, product: Product) -> dict[str, Any]:
+    """A listing as its reviewer reads it: everything the seller entered, its files, its seller, its age, and
+    the publishing job once approved."""
+    record = product_out(session, product)
+    seller = session.get_one(Seller, product.seller_id)
+    record["seller_name"] = seller.name
+    record["seller_tax_form"] = seller.tax_form
+    record["regions"] = _regions(session, product)
+    record["age_hours"] = (
+        round((clock.now() - product.submitted_at).total_seconds() / 3600, 1) if product.submitted_at else None
+    )
+    record["publish_job"] = publish_job(session, product)
+    return record
+
+
+def publish_job(session: Session, product: Product) -> dict[str, Any] | None:
+    """The newest `catalog.publish` job of the product: its state, attempts and last error."""
+    rows = session.scalars(select(Job).where(Job.name == "catalog.publish").order_by(Job.id.desc()).limit(200))
+    for job in rows:
+        if job.payload.get("product_id") == product.id:
+            return {"id": job.id, "state": job.state, "attempts": job.attempts, "last_error": job.last_error}
+    return None
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "(not set)"
+    if isinstance(value, list):
+        return ", ".join(_shown(v) if isinstance(v, dict) else str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
+def change_requests_out(session: Session) -> list[dict[str, Any]]:
+    """Pending change requests, oldest first, field by field: what the listing says now, what it would say."""
+    now = clock.now()
+    out = []
+    for request, product in service.pending_changes(session):
+        rows = []
+        for name, after in request.changes.items():
+            before = getattr(product, name) if name in service.LISTING_COLUMNS else product.listing.get(name)
+            rows.append({"field": name, "before": _shown(before), "after": _shown(after)})
+        out.append(
+            {
+                "id": request.id,
+                "code": product.code,
+                "title": product.title,
+                "state": product.state,
+                "created_at": request.created_at,
+                "age_hours": round((now - request.created_at).total_seconds() / 3600, 1),
+                "fields": rows,
+            }
+        )
+    return out
+
+
+def model_requests_out(session: Session) -> list[dict[str, Any]]:
+    """Pending pricing-model requests (PRC-16), oldest first, with the current and the requested pricing."""
+    rows = session.execute(
+        select(PricingModelRequest, Product)
+        .join(Product, Product.id == PricingModelRequest.product_id)
+        .where(PricingModelRequest.state == "pending")
+        .order_by(PricingModelRequest.created_at, PricingModelRequest.id)
+    )
+    return [
+        {
+            "id": r.id,
+            "code": p.code,
+            "title": p.title,
+            "kind": p.kind,
+            "from_family": r.from_family,
+            "to_family": r.to_family,
+            "requested_by": r.requested_by,
+            "created_at": r.created_at,
+            "before": p.pricing,
+            "after": r.pricing,
+        }
+        for r, p in rows
+    ]
+
+
+def asset_of(session: Session, product: Product, digest: str) -> ProductAsset | None:
+    return session.scalar(
+        select(ProductAsset).where(ProductAsset.product_id == product.id, ProductAsset.digest == digest)
+    )

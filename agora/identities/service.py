@@ -19,7 +19,7 @@ from agora.auth import (
     new_token,
     subject_columns,
 )
-from agora.errors import Conflict, Invalid, NotFound
+from agora.errors import Conflict, Forbidden, Invalid, NotFound
 from agora.models import AccessKey, ApiToken, Buyer, Operator, Role, Seller
 
 ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
@@ -132,6 +132,38 @@ def revoke_access_key(session: Session, principal: Principal, access_key_id: str
         after={"revoked_at": key.revoked_at.isoformat()},
     )
     return key
+
+
+def revoke_for_account(session: Session, principal: Principal, kind: str, credential_id: str) -> ApiToken | AccessKey:
+    """The operator revokes a seller's or buyer's API token (`kind` "token", by its row id) or SDK access key
+    (`kind` "key"), for example one that leaked. Audited like a holder's own revocation."""
+    if principal.role is not Role.OPERATOR:
+        raise Forbidden("only the marketplace operator revokes another account's credentials")
+    found: ApiToken | AccessKey | None
+    if kind == "token":
+        found = session.get(ApiToken, int(credential_id)) if credential_id.isdigit() else None
+        target_type = "api_token"
+    elif kind == "key":
+        found = session.get(AccessKey, credential_id)
+        target_type = "access_key"
+    else:
+        raise Invalid.at("kind", "is token or key")
+    if found is None:
+        raise NotFound(f"no {target_type.replace('_', ' ')} {credential_id}")
+    if found.revoked_at is not None:
+        raise Conflict(f"{target_type.replace('_', ' ')} {credential_id} is already revoked")
+    found.revoked_at = clock.now()
+    forget_access_keys()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action=f"{target_type}.revoke",
+        target_type=target_type,
+        target_id=credential_id,
+        before={"revoked_at": None, "owner": f"{found.role}:{_subject_id(found)}"},
+        after={"revoked_at": found.revoked_at.isoformat()},
+    )
+    return found
 
 
 def get_seller(session: Session, principal: Principal, handle: str) -> Seller:

@@ -7,6 +7,8 @@ from fastapi import APIRouter
 from agora.web import (
     account,
     ops,
+    ops_money,
+    ops_oversight,
     seller_integration,
     seller_listings,
     seller_money,
@@ -28,3 +30,5 @@ router.include_router(seller_listings.router)
 router.include_router(seller_pricing.router)
 router.include_router(seller_offers.router)
 router.include_router(ops.router)
+router.include_router(ops_money.router)
+router.include_router(ops_oversight.router)
