@@ -1,8 +1,11 @@
 """Metering ingestion throughput: BatchMeterUsage (25 records, SigV4-signed) and the native batch route
-(1,000 records), each against `agora serve` on SQLite, next to the same load on a bare Starlette endpoint
-that only parses the JSON (the framework ceiling; PERF-NOTES §1).
+(1,000 records), each against `agora serve` on SQLite (and PostgreSQL), next to the same load on a bare
+Starlette endpoint that only parses the JSON (the framework ceiling; PERF-NOTES §1).
 
-    .venv/bin/python -m bench.ingestion [--seconds 10] [--workers 2] [--connections 64]
+    .venv/bin/python -m bench.ingestion [--seconds 10] [--workers 2] [--connections 64] [--database postgres]
+
+`--database postgres` runs the same load against SQLite and then PostgreSQL (a database of its own, created on
+the server --postgres-url or AGORA_BENCH_POSTGRES_URL names and dropped afterwards), one run, one report.
 
 The load generator is wrk (installed with apt-get if missing) replaying pre-built requests: every record is
 distinct, so every one is a real insert, and the signatures are made with botocore beforehand so signing
@@ -35,12 +38,17 @@ from pathlib import Path
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from agora import config, migrate
-from agora.db import Database, open_database
+from agora.db import Database, normalise_url, open_database
 from agora.manifest.loader import load_data
 from agora.models import Buyer, Product, Subscription, UsageRecord
+
+# The server a PostgreSQL run creates its own database on (and drops it afterwards).
+DEFAULT_POSTGRES_URL = os.environ.get(
+    "AGORA_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 ACCESS_KEY = ("AKIDBENCH0000001", "bench-secret")
 TOKEN = "bench-seller-token"
@@ -302,6 +310,27 @@ def stored(db: Database, product: str) -> int:
         )
 
 
+@contextmanager
+def database_url(kind: str, work: Path, postgres_url: str) -> Iterator[str]:
+    """A fresh database for one run: a SQLite file in `work`, or a PostgreSQL database of its own created on
+    the server `postgres_url` names, dropped when the run ends."""
+    if kind == "sqlite":
+        yield f"sqlite:///{work / 'agora.db'}"
+        return
+    base, _, _ = normalise_url(postgres_url).rpartition("/")
+    name = f"agora_bench_{os.getpid()}"
+    admin = open_database(postgres_url)
+    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def ensure_wrk() -> None:
     if shutil.which("wrk"):
         return
@@ -318,6 +347,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: SQLite, then PostgreSQL, in the same run (a database of its own on --postgres-url's server)",
+    )
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     args = parser.parse_args()
     ensure_wrk()
 
@@ -325,70 +361,86 @@ def main() -> None:
     os.environ["AGORA_VAR_DIR"] = str(work / "var")
     os.environ.setdefault("AGORA_SECRET_KEY", "bench-secret-key")
     config.reset_settings()
-    db_path = work / "agora.db"
-    db = open_database(f"sqlite:///{db_path}")
-    migrate.upgrade(db)
     now = datetime.now(UTC)
-    populate(db, args.customers, now - timedelta(days=1))
     script = work / "replay.lua"
     script.write_text(LUA)
     keys = args.customers * len(DIMENSIONS) * HOURS
     batch_file, native_file = work / "batch.tsv", work / "native.tsv"
     print(f"building requests ({keys:,} distinct records per product) …", flush=True)
-    port = free_port()  # SigV4 signs the Host header, port included
+    port = free_port()  # SigV4 signs the Host header, port included: every Agora run serves on this port
     host = f"127.0.0.1:{port}"
     n_batch = build_requests(batch_file, args.customers, now, 25, native=False, limit=keys // 25, host=host)
     n_native = build_requests(native_file, args.customers, now, 1000, native=True, limit=keys // 1000, host=host)
-
-    env = {**os.environ, "AGORA_DATABASE_URL": f"sqlite:///{db_path}"}
     agora = [sys.executable, "-m", "agora", "serve", "--no-worker", "--no-access-log", f"--workers={args.workers}"]
     bare = [
         sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--no-access-log", "--log-level=warning",
         f"--workers={args.workers}",
     ]  # fmt: skip
 
+    load_before = os.getloadavg()
     results: dict[str, WrkResult] = {}
-    with server([*agora, f"--port={port}"], env, port) as url:
-        results["agora_batch"] = run_wrk(url, script, batch_file, "/", args.seconds, args.connections)
-        results["agora_native"] = run_wrk(url, script, native_file, "/api/v1/usage", args.seconds, args.connections)
-        if results["agora_batch"].errors:
-            probe(url, batch_file, "/")
-        if results["agora_native"].errors:
-            probe(url, native_file, "/api/v1/usage")
-    rows_batch, rows_native = stored(db, "bench-batch"), stored(db, "bench-native")
-    port = free_port()
-    with server([*bare, f"--port={port}"], env, port) as url:
-        results["bare_batch"] = run_wrk(url, script, batch_file, "/", args.seconds, args.connections)
-        results["bare_native"] = run_wrk(url, script, native_file, "/api/v1/usage", args.seconds, args.connections)
+    rows: dict[str, int] = {}
+    engines = ["sqlite", "postgres"] if args.database == "postgres" else ["sqlite"]
+    for engine in engines:
+        with database_url(engine, work, args.postgres_url) as url:
+            db = open_database(url)
+            migrate.upgrade(db)
+            populate(db, args.customers, now - timedelta(days=1))
+            env = {**os.environ, "AGORA_DATABASE_URL": url}
+            with server([*agora, f"--port={port}"], env, port) as served:
+                results[f"{engine}_batch"] = run_wrk(served, script, batch_file, "/", args.seconds, args.connections)
+                results[f"{engine}_native"] = run_wrk(
+                    served, script, native_file, "/api/v1/usage", args.seconds, args.connections
+                )
+                if results[f"{engine}_batch"].errors:
+                    probe(served, batch_file, "/")
+                if results[f"{engine}_native"].errors:
+                    probe(served, native_file, "/api/v1/usage")
+            rows[f"{engine}_batch"], rows[f"{engine}_native"] = stored(db, "bench-batch"), stored(db, "bench-native")
+            db.dispose()
+    bare_port = free_port()
+    with server([*bare, f"--port={bare_port}"], {**os.environ}, bare_port) as served:
+        results["bare_batch"] = run_wrk(served, script, batch_file, "/", args.seconds, args.connections)
+        results["bare_native"] = run_wrk(served, script, native_file, "/api/v1/usage", args.seconds, args.connections)
 
-    def line(name: str, result: WrkResult, per_request: int, rows: int | None = None) -> float:
+    def line(name: str, result: WrkResult, per_request: int, stored_rows: int | None = None) -> float:
         """Records answered per second: requests wrk saw answered within its run, times their records. Rows
         stored may be more (requests still in flight when wrk stops are committed after it), never fewer."""
         rate = result.requests * per_request / result.seconds
         note = ""
-        if rows is not None:
+        if stored_rows is not None:
             answered = result.requests * per_request
-            note = f"  stored {rows:,} rows"
-            if answered > rows:
+            note = f"  stored {stored_rows:,} rows"
+            if answered > stored_rows:
                 note += " (WARNING: fewer rows than records answered: requests replayed or records lost)"
         print(
-            f"{name:<34} {rate:>10,.0f} records/s  {result.requests_per_second:>8,.0f} req/s"
+            f"{name:<42} {rate:>10,.0f} records/s  {result.requests_per_second:>8,.0f} req/s"
             f"  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  errors {result.errors}{note}"
         )
         return rate
 
     print()
     print(
-        f"SQLite, {args.workers} server processes, wrk -c{args.connections}, {args.seconds} s per run,"
-        f" {os.cpu_count()} CPUs (shared with wrk)"
+        f"{args.workers} server processes, wrk -c{args.connections}, {args.seconds} s per run,"
+        f" {os.cpu_count()} CPUs (shared with wrk and the database server); load average (1, 5, 15 min)"
+        f" {' '.join(f'{x:.2f}' for x in load_before)} before the runs,"
+        f" {' '.join(f'{x:.2f}' for x in os.getloadavg())} after"
     )
-    b = line("BatchMeterUsage (25, SigV4)", results["agora_batch"], 25, rows_batch)
-    n = line("native POST /api/v1/usage (1,000)", results["agora_native"], 1000, rows_native)
     bb = line("bare Starlette, same 25-record body", results["bare_batch"], 25)
     bn = line("bare Starlette, same 1,000-record body", results["bare_native"], 1000)
+    summary = []
+    for engine in engines:
+        name = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[engine]
+        b = line(f"{name}: BatchMeterUsage (25, SigV4)", results[f"{engine}_batch"], 25, rows[f"{engine}_batch"])
+        n = line(
+            f"{name}: native POST /api/v1/usage (1,000)", results[f"{engine}_native"], 1000, rows[f"{engine}_native"]
+        )
+        summary.append(
+            f"{name + ':':<12} BatchMeterUsage {b:>8,.0f} records/s = {b / bb:.2f} × the bare ceiling"
+            f" (target ≥ 25,000); native {n:>8,.0f} records/s = {n / bn:.2f} × the bare ceiling (target ≥ 50,000)"
+        )
     print()
-    print(f"BatchMeterUsage: {b:,.0f} records/s = {b / bb:.2f} × the bare ceiling (target ≥ 25,000 records/s)")
-    print(f"native batch:    {n:,.0f} records/s = {n / bn:.2f} × the bare ceiling (target ≥ 50,000 records/s)")
+    print("\n".join(summary))
     print(f"(requests prepared: {n_batch:,} batch, {n_native:,} native; work dir {work})")
 
 

@@ -32,7 +32,7 @@ from agora.compat import endpoint as compat_endpoint
 from agora.compat.endpoint import in_thread
 from agora.db import open_database
 from agora.metering import endpoints as metering_endpoints
-from bench.ingestion import build_requests, populate, stored
+from bench.ingestion import DEFAULT_POSTGRES_URL, build_requests, database_url, populate, stored
 
 HOST = "testserver"
 
@@ -121,8 +121,28 @@ async def _inline_db(db: Any, function: Callable[..., Any], *args: Any) -> Any:
     return function(*args)
 
 
+def server_cpu(db: Any) -> dict[int, float]:
+    """PostgreSQL: CPU seconds used so far by each server process serving this database (from /proc; the
+    server runs on this machine). Its share of a request's cost competes for the same cores."""
+    if db.dialect != "postgresql":
+        return {}
+    with db.engine.connect() as connection:
+        pids = connection.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR backend_type <> 'client backend'"
+        ).scalars()
+        used = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 def measure(app: Any, requests: list[Any], concurrency: int, profile: bool) -> tuple[float, float]:
-    profiler = cProfile.Profile() if profile else None
+    profiler = cProfile.Profile(time.process_time) if profile else None  # CPU time: steadier when shared
     original = anyio.to_thread.run_sync
     if profile:
         anyio.to_thread.run_sync = _inline
@@ -149,13 +169,20 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--profile", choices=["batch", "native"])
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="agora-cpu-"))
     os.environ["AGORA_VAR_DIR"] = str(work / "var")
     os.environ.setdefault("AGORA_SECRET_KEY", "bench-secret-key")
     config.reset_settings()
-    db = open_database(f"sqlite:///{work / 'agora.db'}")
+    with database_url(args.database, work, args.postgres_url) as url:
+        run(args, work, url)
+
+
+def run(args: argparse.Namespace, work: Path, url: str) -> None:
+    db = open_database(url)
     migrate.upgrade(db)
     now = datetime.now(UTC)
     populate(db, args.customers, now - timedelta(days=1))
@@ -169,11 +196,16 @@ def main() -> None:
     # Warm-up (imports, caches, first statements), then the timed runs on records not sent before.
     asyncio.run(drive(app, batch[:40], 1))
     asyncio.run(drive(app, native[:4], 1))
+    before = server_cpu(db)
     cpu_b, wall_b = measure(app, batch[40:], args.concurrency, args.profile == "batch")
+    middle = server_cpu(db)
     cpu_n, wall_n = measure(app, native[4:], args.concurrency, args.profile == "native")
+    after = server_cpu(db)
+    server_b = sum(used - before.get(pid, 0.0) for pid, used in middle.items())
+    server_n = sum(used - middle.get(pid, 0.0) for pid, used in after.items())
     rows_b, rows_n = stored(db, "bench-batch"), stored(db, "bench-native")
     expected_b, expected_n = 25 * len(batch), 1000 * len(native)
-    print(f"SQLite, {args.customers:,} customers, concurrency {args.concurrency}")
+    print(f"{db.dialect}, {args.customers:,} customers, concurrency {args.concurrency}")
     print(
         f"BatchMeterUsage (25):  {1000 * cpu_b / args.requests:6.2f} ms CPU/request"
         f"  {1000 * wall_b / args.requests:6.2f} ms wall/request  ({25 * args.requests / cpu_b:,.0f} records/CPU-s)"
@@ -182,8 +214,16 @@ def main() -> None:
         f"native (1,000):        {1000 * cpu_n / n_native:6.2f} ms CPU/request"
         f"  {1000 * wall_n / n_native:6.2f} ms wall/request  ({1000 * n_native / cpu_n:,.0f} records/CPU-s)"
     )
+    if db.dialect == "postgresql":
+        print(
+            f"PostgreSQL server processes: {1000 * server_b / args.requests:6.2f} ms CPU/BatchMeterUsage request,"
+            f" {1000 * server_n / n_native:6.2f} ms CPU/native request; with them"
+            f" {25 * args.requests / (cpu_b + server_b):,.0f} and {1000 * n_native / (cpu_n + server_n):,.0f}"
+            " records/CPU-s"
+        )
     if (rows_b, rows_n) != (expected_b, expected_n):
         print(f"WARNING: stored {rows_b:,}/{expected_b:,} batch and {rows_n:,}/{expected_n:,} native records")
+    db.dispose()
 
 
 if __name__ == "__main__":

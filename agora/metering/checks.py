@@ -258,11 +258,16 @@ def customers_of(
     connection = connection_of(session)
     placeholder = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     results: list[tuple[str, Iterable[Any]]] = []  # (which lookup, its rows)
+    postgres = connection.dialect.name == "postgresql"
     for product_id in sorted({p for p, _ in by_identifier}):
         ids = sorted(i for p, i in by_identifier if p == product_id)
-        sql = _BY_IDENTIFIER_SQL.format(p=placeholder, ids=", ".join([placeholder] * len(ids)))
         cursor = connection.connection.cursor()
-        cursor.execute(sql, (product_id, *ids))
+        if postgres:  # one text for any number of customers: parsed once, prepared by the driver
+            cursor.execute(_BY_IDENTIFIER_POSTGRES, (product_id, text_array(ids)))
+        else:
+            cursor.execute(
+                _BY_IDENTIFIER_SQL.format(p=placeholder, ids=", ".join([placeholder] * len(ids))), (product_id, *ids)
+            )
         results.append(("id", cursor.fetchall()))
         cursor.close()
     for product_id in sorted({p for p, _ in by_account}):
@@ -293,6 +298,15 @@ _BY_IDENTIFIER_SQL = (
     "FROM subscriptions s JOIN buyers b ON b.id = s.buyer_id "
     "WHERE s.product_id = {p} AND s.customer_identifier IN ({ids})"
 )
+
+
+_BY_IDENTIFIER_POSTGRES = _BY_IDENTIFIER_SQL.format(p="%s", ids="SELECT unnest(%s::text[])")
+
+
+def text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL text[] literal, passed as one parameter and cast in the statement (cheaper than the
+    driver's array adapter, which inspects every element)."""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
 
 
 def _utc(value: datetime | str) -> datetime:

@@ -18,7 +18,7 @@ from functools import lru_cache, partial
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from agora import clock, observability
@@ -285,13 +285,41 @@ def write(session: Reader, prepared: Prepared, chunks: list[_Chunk] | None = Non
     """Insert the prepared rows, skipping keys already stored, and carry those of a closed month (BIL-03):
     the record ids written. The part of ingestion that holds the write lock, so it does no more than that;
     `chunks` are the statement parameters, built beforehand by a caller that can (`insert_chunks`)."""
-    stored = _insert(session, chunks if chunks is not None else insert_chunks(prepared.rows))
-    if prepared.rows:
+    if connection_of(session).dialect.name == "postgresql":
+        stored = _insert_postgres(session, prepared.rows)
+    else:
+        stored = _insert(session, chunks if chunks is not None else insert_chunks(prepared.rows))
+    _carry_written(session, prepared.rows, stored)
+    return stored
+
+
+def _carry_written(session: Reader, rows: list[dict[str, Any]], stored: set[str]) -> None:
+    if rows:
         month = epoch(month_bounds(period_of(clock.now()))[0])
-        earlier = [row for row in prepared.rows if row["period_start"] < month and row["record_id"] in stored]
+        earlier = [row for row in rows if row["period_start"] < month and row["record_id"] in stored]
         if earlier:  # a month may have closed since these hours: they are then billed in the next open one
             carry_late(session, earlier)
-    return stored
+
+
+@dataclass(eq=False)
+class _Write:
+    """One request's insert, as a job of the group commit (`Database.write_together`). On PostgreSQL the
+    inserts of a group are one statement (`together`): one round trip and one plan for all their rows."""
+
+    prepared: Prepared
+    chunks: list[_Chunk] | None = None
+
+    def __call__(self, connection: Connection) -> set[str]:
+        return write(connection, self.prepared, self.chunks)
+
+    @staticmethod
+    def together(writes: list[_Write], connection: Connection) -> list[set[str]]:
+        if connection.dialect.name != "postgresql" or len(writes) == 1:
+            return [write(connection, w.prepared, w.chunks) for w in writes]
+        stored = _insert_postgres(connection, [row for w in writes for row in w.prepared.rows])
+        for w in writes:
+            _carry_written(connection, w.prepared.rows, stored)
+        return [stored] * len(writes)  # record ids are unique: each request finds its own in the one set
 
 
 _Existing = Callable[[list[dict[str, Any]]], dict[tuple[int, int, str, str], tuple[int, str, int | None]]]
@@ -419,6 +447,28 @@ def ingest_in(
     fatal: frozenset[Problem] = frozenset(),
     kinds: frozenset[str] | None = None,
 ) -> list[Outcome]:
+    """`_ingest_in`, tried once more when its database connection turned out dead (the server restarted since
+    the pool opened it; PostgreSQL's metering pool does not ping) or its insert lost a deadlock: a failed
+    attempt wrote nothing, and one whose commit went through unanswered is found by the second try as its own
+    duplicate (MTR-05), so the answer still names the record stored."""
+    try:
+        return _ingest_in(db, principal, readings, region=region, source=source, fatal=fatal, kinds=kinds)
+    except Exception as error:
+        if not db.worth_retrying(error):
+            raise
+    return _ingest_in(db, principal, readings, region=region, source=source, fatal=fatal, kinds=kinds)
+
+
+def _ingest_in(
+    db: Database,
+    principal: Principal | None,
+    readings: Sequence[Reading],
+    *,
+    region: str | None,
+    source: Source,
+    fatal: frozenset[Problem],
+    kinds: frozenset[str] | None,
+) -> list[Outcome]:
     """`ingest` in its own transactions, committed on return. The checks read a snapshot (on SQLite they never
     wait for a writer); only the insert holds the write lock, in one transaction with the inserts of the
     process's other requests arriving meanwhile (group commit). Everything else, the statement's parameters
@@ -434,8 +484,8 @@ def ingest_in(
         outcomes = [outcome for outcome in prepared.outcomes if outcome is not None]
         observability.count_outcomes(source.value, outcomes)
         return outcomes
-    chunks = insert_chunks(prepared.rows)
-    stored = db.write_together(partial(write, prepared=prepared, chunks=chunks))
+    chunks = insert_chunks(prepared.rows) if db.dialect != "postgresql" else None
+    stored = db.write_together(_Write(prepared, chunks))
 
     def existing(rows: list[dict[str, Any]]) -> dict[tuple[int, int, str, str], tuple[int, str, int | None]]:
         with db.read_only() as connection:  # committed: a skipped key's record is committed too
@@ -544,6 +594,68 @@ def _insert(session: Reader, chunks: list[_Chunk]) -> set[str]:
     finally:
         cursor.close()
     return stored
+
+
+# PostgreSQL: the rows as one array per column, unnested. The statement's text is the same for any number of
+# rows, so the driver parses it once and the server plans it once per connection (psycopg prepares a
+# statement run five times); a VALUES list of 13 placeholders a row would be parsed by the driver on every
+# call (it caches only short statements) and planned by the server every time. RETURNING names the rows
+# written: on a conflict the others are found without a second query.
+_UNNEST_TYPES = {
+    "record_id": "text",
+    "period_start": "int8",
+    "period_end": "int8",
+    "subscription_id": "int8",
+    "product_id": "int8",
+    "buyer_id": "int8",
+    "dimension": "text",
+    "resource": "text",
+    "quantity": "int8",
+    "source": "text",
+    "received_at": "int8",
+    "allocations": "text",
+    "client_token": "text",
+}
+_INSERT_POSTGRES = (
+    f"INSERT INTO usage_records ({', '.join(_COLUMNS)}) "
+    f"SELECT {', '.join(f'{c}::jsonb' if c == 'allocations' else c for c in _COLUMNS)} "
+    f"FROM unnest({', '.join(f'%s::{_UNNEST_TYPES[c]}[]' for c in _COLUMNS)}) AS t({', '.join(_COLUMNS)}) "
+    "ON CONFLICT DO NOTHING RETURNING record_id"
+)
+
+
+def _insert_postgres(session: Reader, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert on PostgreSQL, skipping keys already stored (MTR-05): the record ids written. The rows go in in
+    the order received (row ids follow it, as on SQLite). Two transactions inserting some of the same keys in
+    opposite orders (a retry sent to another server while its first attempt is being written) may deadlock:
+    PostgreSQL then fails one, which `ingest_in` tries again (`Database.worth_retrying`)."""
+    if not rows:
+        return set()
+    columns: list[list[Any]] = [[row[c] for row in rows] for c in _COLUMNS]
+    allocations = columns[_ALLOCATIONS]
+    for n, value in enumerate(allocations):
+        if value is not None:
+            allocations[n] = json.dumps(value)
+    literals = [_array_literal(values, _UNNEST_TYPES[c] == "text") for c, values in zip(_COLUMNS, columns, strict=True)]
+    cursor = connection_of(session).connection.cursor()
+    try:
+        cursor.execute(_INSERT_POSTGRES, literals)
+        return {found for (found,) in cursor.fetchall()}
+    finally:
+        cursor.close()
+
+
+def _array_literal(values: list[Any], text: bool) -> str:
+    """A PostgreSQL array literal (`{1,NULL,3}`, `{"a","b\\"c"}`), passed as one text parameter and cast in
+    the statement: the driver's array adapter inspects every element and costs more than the insert."""
+    if not text:
+        return "{" + ",".join(["NULL" if v is None else str(int(v)) for v in values]) + "}"
+    quoted = ["NULL" if v is None else '"' + (_escape(v) if '"' in v or "\\" in v else v) + '"' for v in values]
+    return "{" + ",".join(quoted) + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 @lru_cache(maxsize=64)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import Connection, func, insert, select
 
-from agora.db import Database
+from agora.db import Database, run_group
 from agora.models import Buyer
 
 
@@ -72,3 +72,49 @@ def test_a_failing_write_fails_only_its_own_caller(db: Database) -> None:
         else:
             assert future.result() == n
     assert _count(db) == 5
+
+
+class _Combined:
+    """A job whose group does its work in one call (`together`), as metering's inserts do on PostgreSQL."""
+
+    calls: list[int] = []
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __call__(self, connection: Connection) -> int:
+        return _Combined.together([self], connection)[0]
+
+    @staticmethod
+    def together(works: list[_Combined], connection: Connection) -> list[int]:
+        _Combined.calls.append(len(works))
+        connection.execute(
+            insert(Buyer), [{"account": f"{710000000000 + w.n}", "email": f"t{w.n}@group.example"} for w in works]
+        )
+        return [w.n for w in works]
+
+
+def test_jobs_sharing_a_together_function_are_done_by_one_call_of_it(db: Database) -> None:
+    """A group's jobs that carry the same `together` run as one call, others one by one, each result in its
+    place: the hook that makes a group's metering inserts one statement."""
+    _Combined.calls = []
+    works: list[Callable[[Connection], int]] = [_Combined(1), _add_buyer(2), _Combined(3), _Combined(4)]
+    with db.unit_of_work_core() as connection:
+        assert run_group(works, connection) == [1, 2, 3, 4]
+    assert _Combined.calls == [3]
+    assert _count(db) == 4
+
+
+def test_combined_jobs_of_concurrent_threads_are_each_committed_before_they_return(db: Database) -> None:
+    _Combined.calls = []
+
+    def write(n: int) -> int:
+        result = db.write_together(_Combined(n))
+        with db.reader() as session:
+            assert session.scalar(select(Buyer.id).where(Buyer.account == f"{710000000000 + n}")) is not None
+        return result
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(write, range(48))) == list(range(48))
+    assert sum(_Combined.calls) == 48
+    assert _count(db) == 48

@@ -1,0 +1,145 @@
+"""The metering hot path's write (`ingest_in`): the inserts of concurrent requests committed together (on
+PostgreSQL as one statement of column arrays), each key stored once whatever the grouping, values that need
+quoting in an array literal stored as sent, and a dead PostgreSQL connection retried once (MTR-05)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, insert, select, text
+
+from agora import clock
+from agora.auth import Principal
+from agora.db import Database
+from agora.metering import service as metering
+from agora.metering.records import Allocation, Outcome, Reading, Source, Status
+from agora.models import Buyer, Product, Role, Seller, Subscription, UsageRecord
+from tests.factories.metering import SAAS, metered_market
+
+NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
+HOURS = [datetime(2026, 3, 10, h, 5, tzinfo=UTC) for h in range(7, 13)]
+CUSTOMERS = 12
+ODD = 'odd "customer", {with} \\ braces'  # every character an array literal must escape
+
+
+@pytest.fixture
+def seller(db: Database, manual_clock: clock.ManualClock) -> Iterator[Principal]:
+    manual_clock.set(NOW)
+    metered_market(db, NOW - timedelta(days=10))
+    with db.unit_of_work() as session:
+        product_id = session.scalar(select(Product.id).where(Product.code == SAAS))
+        seller_id = session.scalar(select(Product.seller_id).where(Product.code == SAAS))
+        handle = session.scalar(select(Seller.handle).where(Seller.id == seller_id))
+        identifiers = [f"group-{n}" for n in range(CUSTOMERS)] + [ODD]
+        for n, identifier in enumerate(identifiers):
+            buyer_id = session.scalar(
+                insert(Buyer)
+                .values(account=f"{510000000000 + n}", email=f"g{n}@group.example", created_at=NOW - timedelta(days=9))
+                .returning(Buyer.id)
+            )
+            session.execute(
+                insert(Subscription).values(
+                    buyer_id=buyer_id,
+                    product_id=product_id,
+                    customer_identifier=identifier,
+                    started_at=NOW - timedelta(days=9),
+                    created_at=NOW - timedelta(days=9),
+                    purchases={},
+                )
+            )
+    assert seller_id is not None and handle is not None
+    yield Principal(Role.SELLER, seller_id, handle)
+
+
+def _count(db: Database) -> int:
+    with db.reader() as session:
+        return int(session.scalar(select(func.count()).select_from(UsageRecord)) or 0)
+
+
+@pytest.mark.rule("MTR-05")
+def test_concurrent_requests_with_overlapping_records_store_each_once_MTR_05(db: Database, seller: Principal) -> None:
+    """Sixteen requests at once, each key sent by two of them (a retry racing its first attempt): whatever
+    requests share a group commit, every key is stored once, exactly one answer accepts it, and every other
+    answer for it is a duplicate naming the same record."""
+    keys = [(f"group-{c}", d, h) for c in range(CUSTOMERS) for d in ("users", "requests") for h in range(len(HOURS))]
+    requests = [keys[n * 18 : n * 18 + 25] for n in range(16)]  # 25 records each, consecutive ones overlap by 7
+    sent = Counter(key for batch in requests for key in batch)
+    assert max(sent.values()) == 2 and len(sent) == len(keys)
+    barrier = threading.Barrier(8)
+
+    def send(batch: list[tuple[str, str, int]]) -> list[tuple[tuple[str, str, int], Outcome]]:
+        readings = [Reading(SAAS, d, 1 + c.count("1"), HOURS[h], customer_identifier=c) for c, d, h in batch]
+        barrier.wait(timeout=30)  # eight at a time arrive together: they queue for the same commits
+        outcomes = metering.ingest_in(db, seller, readings, source=Source.SELLER)
+        return list(zip(batch, outcomes, strict=True))
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = [pair for answered in pool.map(send, requests) for pair in answered]
+
+    assert _count(db) == len(keys)
+    accepted = Counter(key for key, outcome in answers if outcome.status is Status.ACCEPTED)
+    assert set(accepted) == set(keys) and set(accepted.values()) == {1}
+    ids = {key: outcome.record_id for key, outcome in answers if outcome.status is Status.ACCEPTED}
+    for key, outcome in answers:
+        assert outcome.status in (Status.ACCEPTED, Status.DUPLICATE), outcome
+        assert outcome.record_id == ids[key]
+    with db.reader() as session:
+        assert set(session.scalars(select(UsageRecord.record_id))) == set(ids.values())
+
+
+def test_values_an_array_literal_must_quote_are_stored_as_sent(db: Database, seller: Principal) -> None:
+    """Quotes, commas, braces and backslashes in a customer identifier (the lookup), and quotes and commas in
+    allocation tags (the insert's JSON column), reach the database unchanged."""
+    tags = (("team", 'a "b", c'), ("path", "x/y:z@w"))
+    readings = [
+        Reading(SAAS, "users", 7, HOURS[-1], customer_identifier=ODD, allocations=(Allocation(7, tags),)),
+        Reading(SAAS, "requests", 3, HOURS[-1], customer_identifier="group-0"),
+    ]
+    outcomes = metering.ingest_in(db, seller, readings, source=Source.SELLER)
+    assert [o.status for o in outcomes] == [Status.ACCEPTED, Status.ACCEPTED]
+    with db.reader() as session:
+        stored = session.execute(
+            select(
+                Subscription.customer_identifier, UsageRecord.quantity, UsageRecord.allocations, UsageRecord.resource
+            )
+            .join(Subscription, Subscription.id == UsageRecord.subscription_id)
+            .order_by(UsageRecord.quantity)
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        ("group-0", 3, None, ""),
+        (ODD, 7, [{"quantity": 7, "tags": dict(tags)}], ""),
+    ]
+    again = metering.ingest_in(db, seller, readings[:1], source=Source.SELLER)
+    assert again[0].status is Status.DUPLICATE and again[0].record_id == outcomes[0].record_id
+
+
+@pytest.mark.rule("MTR-05")
+def test_a_connection_the_server_dropped_is_retried_once_and_stores_once_MTR_05(
+    db: Database, seller: Principal
+) -> None:
+    """PostgreSQL's metering pool does not ping before use: when the server has dropped its connections (a
+    restart), the request that finds out is tried once more on a new connection, and its records are stored
+    once."""
+    if db.dialect != "postgresql":
+        pytest.skip("the metering pool without a ping is PostgreSQL's")
+    first = metering.ingest_in(
+        db, seller, [Reading(SAAS, "users", 1, HOURS[0], customer_identifier="group-1")], source=Source.SELLER
+    )
+    assert first[0].status is Status.ACCEPTED
+    with db.engine.connect() as admin:  # the main pool: drop every other connection to this database
+        dropped = admin.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    assert dropped
+    readings = [Reading(SAAS, d, 2, HOURS[1], customer_identifier="group-1") for d in ("users", "requests")]
+    outcomes = metering.ingest_in(db, seller, readings, source=Source.SELLER)
+    assert [o.status for o in outcomes] == [Status.ACCEPTED, Status.ACCEPTED]
+    assert _count(db) == 3
