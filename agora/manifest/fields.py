@@ -16,6 +16,9 @@ HANDLE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 Handle = Annotated[str, StringConstraints(pattern=HANDLE_PATTERN)]
 CustomerIdentifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+# The Agreement API's and the Catalog API's ids, as AWS spells them.
+AgreementId = Annotated[str, StringConstraints(pattern=r"^agmt-[a-z0-9]{1,59}$")]
+OfferEntityId = Annotated[str, StringConstraints(pattern=r"^offer-[a-z0-9]{1,58}$")]
 
 
 def _aware(value: datetime) -> datetime:
