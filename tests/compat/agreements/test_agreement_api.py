@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -24,7 +25,7 @@ from agora import clock
 from agora.auth import Principal
 from agora.compat.aws.agreements import seller_account
 from agora.db import Database
-from agora.models import Buyer, Offer, Role, Subscription
+from agora.models import Buyer, Offer, Role, Subscription, UsageRecord
 from agora.offers import service as offers
 from agora.subscriptions import service as subscriptions
 from tests.compat.agreements.market import (
@@ -510,3 +511,73 @@ def test_terms_page(live: Live) -> None:
         lambda: client.get_agreement_terms(agreementId=CONTRACT_AGREEMENT, nextToken="xyz"), "ValidationException", 400
     )
     assert error["reason"] == "INVALID_NEXT_TOKEN"
+
+
+# --- the seller's flow ------------------------------------------------------------------------------------
+
+
+@pytest.mark.rule("OFR-03")
+def test_a_seller_offers_the_buyer_accepts_and_the_seller_finds_and_meters_the_agreement(live: Live) -> None:
+    """The private-offer half of issue 20's seller flow (the product's creation by change set and its review
+    belong to the Catalog API): the seller makes and extends an offer with the native API, the buyer accepts it
+    (OFR-03), the seller finds the agreement with SearchAgreements and meters against it with BatchMeterUsage."""
+
+    def api(method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(
+            method, f"{live.url}/api/v1{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10, **kwargs
+        )
+
+    users = {"name": "users", "description": "Users", "unit": "Users", "rate": "0.02"}
+    made = api(
+        "POST",
+        "/offers",
+        "acme-token",
+        json={
+            "product": PRIVATE,
+            "buyer": OTHER_BUYER,
+            "pricing": {"usage": {"category": "units", "dimensions": [users]}},
+            "duration_days": 90,
+            "accept_by": (live.now + timedelta(days=7)).isoformat(),
+        },
+    )
+    assert made.status_code == 201, made.text
+    offer_id = made.json()["id"]
+    assert api("POST", f"/offers/{offer_id}/extend", "acme-token").status_code == 200
+    accepted = api("POST", f"/offers/{offer_id}/accept", "other-buyer-token", json={"accept_eula": True})
+    assert accepted.status_code == 200, accepted.text
+
+    [found] = live.search({"name": "OfferId", "values": [offer_id]})["agreementViewSummaries"]
+    assert found["acceptor"] == {"accountId": OTHER_BUYER} and found["status"] == "ACTIVE"
+    assert found["proposalSummary"]["resources"] == [{"id": PRIVATE, "type": "SaaSProduct"}]
+    assert found["endTime"] == live.now + timedelta(days=90)
+    terms = _terms(live, found["agreementId"])
+    assert terms["usageBasedPricingTerm"]["rateCards"] == [{"rateCard": [{"dimensionKey": "users", "price": "0.02"}]}]
+
+    metering = boto3.client(
+        "meteringmarketplace",
+        endpoint_url=live.url,
+        region_name=REGION,
+        aws_access_key_id=SELLER_KEY[0],
+        aws_secret_access_key=SELLER_KEY[1],
+        config=ONE_ATTEMPT,
+    )
+    answer = metering.batch_meter_usage(
+        ProductCode=PRIVATE,
+        UsageRecords=[
+            {
+                "Timestamp": live.now,  # the agreement starts now
+                "CustomerAWSAccountId": found["acceptor"]["accountId"],
+                "Dimension": "users",
+                "Quantity": 3,
+            }
+        ],
+    )
+    [result] = answer["Results"]
+    assert result["Status"] == "Success", answer
+    with live.db.reader() as session:
+        [(agreement_id, quantity)] = session.execute(
+            select(Subscription.agreement_id, UsageRecord.quantity).join(
+                Subscription, Subscription.id == UsageRecord.subscription_id
+            )
+        ).all()
+    assert (agreement_id, quantity) == (found["agreementId"], 3)
