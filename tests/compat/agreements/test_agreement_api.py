@@ -581,3 +581,18 @@ def test_a_seller_offers_the_buyer_accepts_and_the_seller_finds_and_meters_the_a
             )
         ).all()
     assert (agreement_id, quantity) == (found["agreementId"], 3)
+
+
+def test_a_page_size_over_50_is_refused(live: Live) -> None:
+    client = live.client()
+    for call in (
+        lambda: client.search_agreements(filters=[PROPOSER, PURCHASE], maxResults=51),
+        lambda: client.get_agreement_terms(agreementId=SAAS_AGREEMENT, maxResults=51),
+    ):
+        assert refused(call, "ValidationException", 400)["reason"] == "INVALID_MAX_RESULTS"
+
+
+def test_the_agreement_services_other_operations_are_unknown(live: Live) -> None:
+    """The model has 24 operations; Agora serves the three that read agreements."""
+    client = live.client()
+    refused(lambda: client.list_agreement_payment_requests(partyType="Proposer"), "UnknownOperationException", 400)
