@@ -29,13 +29,13 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agora import clock
@@ -264,8 +264,8 @@ class Agreement:
         return "EXPIRED" if end is not None and end <= now else "ACTIVE"
 
 
-def _agreements(session: Session, principal: Principal, agreement_id: str | None = None) -> list[Agreement]:
-    """The agreements the caller is party to (all of them, or the one with `agreement_id`)."""
+def _agreements(session: Session, principal: Principal, agreement_ids: Sequence[str]) -> list[Agreement]:
+    """The agreements with these ids that the caller is party to, with everything their terms need."""
     query = (
         select(Subscription, Product, Seller, Buyer)
         .join(Product, Product.id == Subscription.product_id)
@@ -277,9 +277,7 @@ def _agreements(session: Session, principal: Principal, agreement_id: str | None
         query = query.where(Product.seller_id == principal.id)
     else:
         query = query.where(Subscription.buyer_id == principal.id)
-    if agreement_id is not None:
-        query = query.where(Subscription.agreement_id == agreement_id)
-    rows = session.execute(query.order_by(Subscription.id)).all()
+    rows = session.execute(query.where(Subscription.agreement_id.in_(agreement_ids)).order_by(Subscription.id)).all()
     ids = [row[0].id for row in rows]
     if not ids:
         return []
@@ -296,16 +294,7 @@ def _agreements(session: Session, principal: Principal, agreement_id: str | None
         if current and current[0].starts_at != purchase.starts_at:
             current.clear()  # a later purchase (a renewal) is the term now
         current.append(purchase)
-    # A private offer's acceptance ends the buyer's subscription to the product at the instant its own starts.
-    successors = {
-        (s.buyer_id, s.product_id, s.started_at)
-        for s in session.scalars(
-            select(Subscription).where(
-                Subscription.offer_id.is_not(None),
-                Subscription.product_id.in_({row[0].product_id for row in rows}),
-            )
-        )
-    }
+    successors = _successors(session, {row[0].product_id for row in rows})
     return [
         Agreement(
             subscription=sub,
@@ -315,7 +304,7 @@ def _agreements(session: Session, principal: Principal, agreement_id: str | None
             offer=offers.get(sub.offer_id) if sub.offer_id is not None else None,
             contract=contracts.get(sub.id),
             annual=annual.get(sub.id, []),
-            replaced=sub.ended_at is not None and (sub.buyer_id, sub.product_id, sub.ended_at) in successors,
+            replaced=sub.ended_at is not None and (sub.buyer_id, sub.product_id, _aware(sub.ended_at)) in successors,
         )
         for sub, product, seller, buyer in rows
     ]
@@ -329,7 +318,7 @@ def _one(session: Session, principal: Principal, payload: Mapping[str, Any]) -> 
         raise invalid(
             "INVALID_AGREEMENT_ID", "agreementId", "agreementId must be 1 to 64 letters, digits, '_', '/' or '-'"
         )
-    found = _agreements(session, principal, agreement_id)
+    found = _agreements(session, principal, [agreement_id])
     if not found:
         raise AgreementError(
             "ResourceNotFoundException",
@@ -420,14 +409,133 @@ def search_agreements(session: Session, principal: Principal, payload: dict[str,
     # The caller is a proposer only as a seller and an acceptor only as a buyer.
     mine = (party == "Proposer") == (principal.role is Role.SELLER)
     now = clock.now()
-    found = [a for a in _agreements(session, principal) if mine and _matches(a, filters, now)] if mine else []
+    found = [a for a in _outlines(session, principal) if _matches(a, filters, now)] if mine else []
     never = datetime.max.replace(tzinfo=UTC)
     found.sort(key=lambda a: (_aware(a.ends_at) if a.ends_at else never, a.id), reverse=descending)
-    page = found[offset : offset + limit]
-    result: dict[str, Any] = {"agreementViewSummaries": [_summary(a, now) for a in page]}
+    page = [a.id for a in found[offset : offset + limit]]
+    full = {a.id: a for a in _agreements(session, principal, page)}
+    result: dict[str, Any] = {"agreementViewSummaries": [_summary(full[i], now) for i in page]}
     if offset + limit < len(found):
         result["nextToken"] = f"o{offset + limit}"
     return result
+
+
+@dataclass(frozen=True)
+class Outline:
+    """What a search filters and sorts an agreement by, read without loading whole rows: a search of a seller
+    with 10,000 agreements reads 10,000 of these and loads only the page's agreements whole."""
+
+    id: str
+    account: str
+    resource_id: str
+    product_code: str
+    resource_type: str
+    offer_id: str
+    ends_at: datetime | None
+    ended: bool
+    replaced: bool
+
+    def status(self, now: datetime) -> str:
+        if self.ended:
+            return "REPLACED" if self.replaced else "CANCELLED"
+        return "EXPIRED" if self.ends_at is not None and _aware(self.ends_at) <= _aware(now) else "ACTIVE"
+
+
+def _outlines(session: Session, principal: Principal) -> list[Outline]:
+    contract_ends = (
+        select(Contract.subscription_id, func.max(Contract.ends_at).label("ends_at"))
+        .group_by(Contract.subscription_id)
+        .subquery()
+    )
+    annual_ends = (
+        select(AnnualPurchase.subscription_id, func.max(AnnualPurchase.ends_at).label("ends_at"))
+        .group_by(AnnualPurchase.subscription_id)
+        .subquery()
+    )
+    query = (
+        select(
+            Subscription.agreement_id,
+            Subscription.buyer_id,
+            Subscription.product_id,
+            Subscription.ended_at,
+            Buyer.account,
+            Product.code,
+            Product.entity_id,
+            Product.public_offer_entity_id,
+            Product.kind,
+            Offer.entity_id,
+            Offer.public_id,
+            Offer.accepted_at,
+            Offer.duration_days,
+            contract_ends.c.ends_at,
+            annual_ends.c.ends_at,
+        )
+        .join(Product, Product.id == Subscription.product_id)
+        .join(Buyer, Buyer.id == Subscription.buyer_id)
+        .outerjoin(Offer, Offer.id == Subscription.offer_id)
+        .outerjoin(contract_ends, contract_ends.c.subscription_id == Subscription.id)
+        .outerjoin(annual_ends, annual_ends.c.subscription_id == Subscription.id)
+        .where(Subscription.agreement_id.is_not(None))
+    )
+    if principal.role is Role.SELLER:
+        query = query.where(Product.seller_id == principal.id)
+    else:
+        query = query.where(Subscription.buyer_id == principal.id)
+    rows = session.execute(query).all()
+    successors = _successors(session, {row[2] for row in rows})
+    outlines = []
+    for (
+        agreement_id,
+        buyer_id,
+        product_id,
+        ended_at,
+        account,
+        code,
+        entity_id,
+        public_offer,
+        kind,
+        offer_entity,
+        offer_public,
+        offer_accepted,
+        offer_days,
+        contract_end,
+        annual_end,
+    ) in rows:
+        ends_at: datetime | None = None
+        if ended_at is not None:
+            ends_at = ended_at
+        elif offer_public is not None and offer_accepted is not None:
+            ends_at = offer_accepted + timedelta(days=offer_days)
+        else:
+            ends = [e for e in (contract_end, annual_end) if e is not None]
+            ends_at = max(ends, key=_aware) if ends else None
+        outlines.append(
+            Outline(
+                id=agreement_id or "",
+                account=account,
+                resource_id=entity_id or code,
+                product_code=code,
+                resource_type=RESOURCE_TYPES.get(kind, kind),
+                offer_id=(offer_entity or offer_public) if offer_public else (public_offer or f"{code}@public"),
+                ends_at=ends_at,
+                ended=ended_at is not None,
+                replaced=ended_at is not None and (buyer_id, product_id, _aware(ended_at)) in successors,
+            )
+        )
+    return outlines
+
+
+def _successors(session: Session, product_ids: set[int]) -> set[tuple[int, int, datetime]]:
+    """(buyer, product, start) of every subscription made by accepting a private offer: its acceptance ended the
+    buyer's subscription to the product at that instant (REPLACED)."""
+    if not product_ids:
+        return set()
+    rows = session.execute(
+        select(Subscription.buyer_id, Subscription.product_id, Subscription.started_at).where(
+            Subscription.offer_id.is_not(None), Subscription.product_id.in_(product_ids)
+        )
+    )
+    return {(buyer, product, _aware(started)) for buyer, product, started in rows}
 
 
 def _aware(instant: datetime) -> datetime:
@@ -491,10 +599,10 @@ def _instant(value: str, name: str) -> datetime:
     return _aware(parsed)
 
 
-def _matches(agreement: Agreement, filters: Mapping[str, str], now: datetime) -> bool:
+def _matches(agreement: Outline, filters: Mapping[str, str], now: datetime) -> bool:
     checks: dict[str, Callable[[str], bool]] = {
-        "AcceptorAccountId": lambda v: agreement.buyer.account == v,
-        "ResourceIdentifier": lambda v: v in (agreement.resource_id, agreement.product.code),
+        "AcceptorAccountId": lambda v: agreement.account == v,
+        "ResourceIdentifier": lambda v: v in (agreement.resource_id, agreement.product_code),
         "ResourceType": lambda v: agreement.resource_type == v,
         "OfferId": lambda v: v == agreement.offer_id,
         "OfferSetId": lambda v: False,  # Agora has no offer sets
