@@ -6,8 +6,9 @@ The scripts hard-code their ids (`agmt-1111111111111111111111111`, `prod-1111111
 0, so each run is judged by what it printed: the values the server holds.
 
 Of the 23 scripts, 21 run here, 20 of them printing what Agora holds (`get_all_agreements` searches as the
-acceptor, so it runs with a buyer's keys as well as the seller's). Two are not run: `get_agreement_product_offer_detail` and `get_agreement_pricing_type`
-also call the Catalog API's DescribeEntity (`marketplace-catalog`), which this branch does not serve.
+acceptor, so it runs with a buyer's keys as well as the seller's). Two are not run:
+`get_agreement_product_offer_detail` and `get_agreement_pricing_type` also call the Catalog API's
+DescribeEntity (`marketplace-catalog`), which this branch does not serve.
 `search_agreements_by_account_id` runs but filters on `AcceptorId`, which is not one of the documented filter
 names (AcceptorAccountId is): Agora refuses it with ValidationException INVALID_FILTER_NAME, and the script
 prints that error.
