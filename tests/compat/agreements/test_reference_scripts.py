@@ -42,6 +42,8 @@ from tests.compat.agreements.market import (
 from tests.factories.metering import BUYER, BUYER_KEY, OTHER_BUYER, SAAS, SELLER_KEY
 from tests.live import free_port
 
+pytestmark = pytest.mark.slow  # `agora serve` and each script are processes of their own
+
 SELLER_SCRIPTS = Path(__file__).parent / "reference" / "python" / "src" / "agreements_api" / "seller"
 REFERENCE_AGREEMENT = "agmt-1111111111111111111111111"  # most scripts
 RENEWAL_AGREEMENT = "agmt-11111111111111111111"  # get_agreement_terms_auto_renewal
