@@ -162,7 +162,7 @@ def handle(db: Database, method: str, path: str, query: str, headers: Mapping[st
                 "AccessDeniedException",
                 "agreements are read with a seller's (proposer's) or a buyer's (acceptor's) access keys",
                 403,
-                reason="ACCESS_DENIED",
+                reason="INVALID_ACCESS",
             )
         payload = _json(body)
         with db.reader() as session:

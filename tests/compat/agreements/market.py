@@ -28,6 +28,7 @@ OFFER_AGREEMENT = "agmt-offer000000000000000005"
 ACCEPTED_OFFER = "offer-accepted00000001"
 EXTENDED_OFFER = "offer-extended00000002"
 DRAFT_OFFER = "offer-draft00000000003"
+OPERATOR_KEY = ("AKIDOPERATOR0001", "operator-secret")
 FIXED = {
     (BUYER, SAAS): SAAS_AGREEMENT,
     (OTHER_BUYER, SAAS): SAAS_OTHER_AGREEMENT,
@@ -44,6 +45,7 @@ def agreement_manifest(at: datetime) -> dict[str, Any]:
     """Every subscription starts at `at`; the private offer was made then and accepted an hour later."""
     data = manifest(at)
     data["sellers"][0]["data_sharing"] = True  # private offers need it (SEL-03)
+    data["operators"][0]["access_keys"] = [{"id": OPERATOR_KEY[0], "secret": OPERATOR_KEY[1]}]
     base = next(p for p in data["products"] if p["code"] == SAAS)
     data["products"] += [
         {

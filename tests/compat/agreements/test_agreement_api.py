@@ -34,6 +34,7 @@ from tests.compat.agreements.market import (
     CONTRACT_AGREEMENT,
     EXTENDED_OFFER,
     OFFER_AGREEMENT,
+    OPERATOR_KEY,
     PRIVATE,
     SAAS_AGREEMENT,
     SAAS_OTHER_AGREEMENT,
@@ -596,3 +597,10 @@ def test_the_agreement_services_other_operations_are_unknown(live: Live) -> None
     """The model has 24 operations; Agora serves the three that read agreements."""
     client = live.client()
     refused(lambda: client.list_agreement_payment_requests(partyType="Proposer"), "UnknownOperationException", 400)
+
+
+def test_agreements_are_read_by_their_parties_only(live: Live) -> None:
+    """An operator's access key is neither proposer nor acceptor."""
+    client = live.client(OPERATOR_KEY)
+    error = refused(lambda: client.describe_agreement(agreementId=SAAS_AGREEMENT), "AccessDeniedException", 403)
+    assert error["reason"] == "INVALID_ACCESS"
