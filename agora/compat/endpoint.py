@@ -17,6 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from agora.compat.aws import agreements
 from agora.compat.aws import protocol as aws
 from agora.db import Database
 
@@ -74,6 +75,9 @@ async def _dispatch(request: Request) -> Response:
     db: Database = request.app.state.db
     headers = request.headers
     query = request.url.query
+    if headers.get("x-amz-target", "").startswith(agreements.TARGET_PREFIX):
+        reply = await in_thread(db, agreements.handle, db, request.method, request.url.path, query, headers, body)
+        return Response(reply.body, reply.status, headers=reply.headers)
     if "x-amz-target" in headers:
         reply = await in_thread(db, aws.handle, db, request.method, request.url.path, query, headers, body)
         return Response(reply.body, reply.status, headers=reply.headers)

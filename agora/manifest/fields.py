@@ -18,6 +18,9 @@ Handle = Annotated[str, StringConstraints(pattern=HANDLE_PATTERN)]
 CustomerIdentifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 # A Catalog API entity id as AWS shapes them: `prod-…` or `offer-…` (agora.catalog.entity_ids).
 EntityId = Annotated[str, StringConstraints(pattern=r"^(prod|offer)-[a-z0-9]{5,40}$")]
+# The Agreement API's and the Catalog API's ids, as AWS spells them.
+AgreementId = Annotated[str, StringConstraints(pattern=r"^agmt-[a-z0-9]{1,59}$")]
+OfferEntityId = Annotated[str, StringConstraints(pattern=r"^offer-[a-z0-9]{1,58}$")]
 
 
 def _aware(value: datetime) -> datetime:

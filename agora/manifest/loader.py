@@ -5,11 +5,12 @@ Every problem is reported (not only the first), and nothing is written unless th
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,25 @@ from agora.catalog.entity_ids import new_offer_id, new_product_id
 from agora.catalog.schemas import ProductState, preview_problem
 from agora.catalog.service import sync_facets
 from agora.config import get_settings
+from agora.errors import AgoraError, Invalid
 from agora.identities import passwords
 from agora.identities import service as identities
 from agora.manifest.errors import problems_from
 from agora.manifest.parse import ManifestError, Problem, read_file
-from agora.manifest.schema import BuyerIn, Manifest, OperatorIn, ProductIn, SellerIn, SubscriptionIn
-from agora.models import AccessKey, ApiToken, Buyer, Operator, PriceVersion, Product, Role, Seller, Subscription
+from agora.manifest.schema import BuyerIn, Manifest, OfferIn, OperatorIn, ProductIn, SellerIn, SubscriptionIn
+from agora.models import (
+    AccessKey,
+    ApiToken,
+    Buyer,
+    Offer,
+    Operator,
+    PriceVersion,
+    Product,
+    Role,
+    Seller,
+    Subscription,
+)
+from agora.offers import service as offers
 from agora.pricing import service as pricing_service
 from agora.pricing.rules import PricingContext, is_paid, validate_pricing
 from agora.pricing.rules_change import change_violations
@@ -124,12 +138,13 @@ class Partial:
     unresolved: dict[str, set[str]]
 
 
-SECTIONS: dict[str, tuple[type[SellerIn | BuyerIn | OperatorIn | ProductIn | SubscriptionIn], str | None]] = {
+SECTIONS: dict[str, tuple[type[SellerIn | BuyerIn | OperatorIn | ProductIn | SubscriptionIn | OfferIn], str | None]] = {
     "sellers": (SellerIn, "id"),
     "buyers": (BuyerIn, "account"),
     "operators": (OperatorIn, "id"),
     "products": (ProductIn, "code"),
     "subscriptions": (SubscriptionIn, None),
+    "offers": (OfferIn, None),
 }
 
 
@@ -161,7 +176,7 @@ def parse_partial(data: Any) -> Partial | None:
     return Partial(manifest, positions, unresolved)
 
 
-_POSITION_RE = re.compile(r"^(sellers|buyers|operators|products|subscriptions)\[(\d+)\]")
+_POSITION_RE = re.compile(r"^(sellers|buyers|operators|products|subscriptions|offers)\[(\d+)\]")
 
 
 def _at_positions(problems: list[Problem], positions: dict[str, list[int]]) -> list[Problem]:
@@ -290,6 +305,77 @@ def check(manifest: Manifest, session: Session, *, unresolved: dict[str, set[str
             problems.append(Problem(f"{path}.product", f"unknown product {sub.product!r}"))
             continue
         problems += _check_purchase(path, sub, target, buyers.get(sub.buyer))
+    problems += _check_offers(manifest, session, buyers, products, refused)
+    return problems
+
+
+def offer_public_id(offer_in: OfferIn) -> str:
+    """The marketplace's id of a manifest offer: the same for every load of the file, so a reload finds it."""
+    return "offer-" + hashlib.sha256(f"manifest:{offer_in.id}".encode()).hexdigest()[:16]
+
+
+def _check_offers(
+    manifest: Manifest,
+    session: Session,
+    buyers: dict[str, bool | None],
+    products: dict[str, ProductIn | Product],
+    refused: dict[str, set[str]],
+) -> list[Problem]:
+    """References and ids of the offers; their terms are checked by the offers service as they are applied."""
+    problems = _duplicates(((f"offers[{i}].id", o.id) for i, o in enumerate(manifest.offers)), "offer id")
+    problems += _duplicates(
+        ((f"offers[{i}].entity_id", o.entity_id) for i, o in enumerate(manifest.offers) if o.entity_id),
+        "offer entity id",
+    )
+    agreements = [
+        (f"subscriptions[{i}].agreement_id", s.agreement_id, (s.product, default_customer_identifier(s)))
+        for i, s in enumerate(manifest.subscriptions)
+        if s.agreement_id
+    ] + [
+        (f"offers[{i}].agreement_id", o.agreement_id, (o.product, offer_public_id(o)))
+        for i, o in enumerate(manifest.offers)
+        if o.agreement_id
+    ]
+    problems += _duplicates(((path, agreement_id) for path, agreement_id, _ in agreements), "agreement id")
+    holders = {
+        agreement_id: (code, identifier, offer_public)
+        for agreement_id, code, identifier, offer_public in session.execute(
+            select(Subscription.agreement_id, Product.code, Subscription.customer_identifier, Offer.public_id)
+            .join(Product, Product.id == Subscription.product_id)
+            .outerjoin(Offer, Offer.id == Subscription.offer_id)
+            .where(Subscription.agreement_id.in_([a for _, a, _ in agreements]))
+        )
+    }
+    for path, agreement_id, (code, name) in agreements:
+        held = holders.get(agreement_id)
+        if held is not None and (held[0], held[1]) != (code, name) and (held[0], held[2]) != (code, name):
+            problems.append(Problem(path, f"{agreement_id!r} is already the agreement id of another subscription"))
+    entity_holders: dict[str | None, str] = {
+        entity_id: public_id
+        for entity_id, public_id in session.execute(
+            select(Offer.entity_id, Offer.public_id).where(
+                Offer.entity_id.in_([o.entity_id for o in manifest.offers if o.entity_id])
+            )
+        )
+    }
+    subscribed = {(s.buyer, s.product) for s in manifest.subscriptions}
+    for i, offer_in in enumerate(manifest.offers):
+        path = f"offers[{i}]"
+        holder = entity_holders.get(offer_in.entity_id) if offer_in.entity_id else None
+        if holder is not None and holder != offer_public_id(offer_in):
+            problems.append(Problem(f"{path}.entity_id", f"{offer_in.entity_id!r} is already another offer's id"))
+        if offer_in.buyer not in buyers:
+            problems.append(Problem(f"{path}.buyer", f"unknown buyer account {offer_in.buyer!r}"))
+        if offer_in.product not in products and offer_in.product not in refused.get("products", set()):
+            problems.append(Problem(f"{path}.product", f"unknown product {offer_in.product!r}"))
+        if offer_in.state == "accepted" and (offer_in.buyer, offer_in.product) in subscribed:
+            problems.append(
+                Problem(
+                    f"{path}.state",
+                    f"buyer {offer_in.buyer} also has a subscription to {offer_in.product!r} in this file; an "
+                    "accepted offer is the buyer's subscription (one active subscription per buyer and product)",
+                )
+            )
     return problems
 
 
@@ -451,11 +537,16 @@ def apply(
     """Check, then write everything. Raises ManifestError (and writes nothing) if anything is wrong.
     `progress(done, total)` hears each seller, buyer, operator, product and subscription applied."""
     problems = check(manifest, session)
+    if manifest.offers and not subscriptions:
+        problems.append(
+            Problem("offers", "`agora simulate` plays private offers as offer_create and offer_accept events")
+        )
     if problems:
         raise ManifestError(problems)
     report = LoadReport()
     entries = (manifest.sellers, manifest.buyers, manifest.operators, manifest.products)
-    total = sum(len(entry) for entry in entries) + (len(manifest.subscriptions) if subscriptions else 0)
+    total = sum(len(entry) for entry in entries) + len(manifest.offers)
+    total += len(manifest.subscriptions) if subscriptions else 0
     step = _Steps(progress, total)
     for seller_in in manifest.sellers:
         seller = _upsert(
@@ -503,6 +594,9 @@ def apply(
         step()
     for sub_in in manifest.subscriptions if subscriptions else ():
         apply_subscription(session, sub_in, actor=actor, report=report)
+        step()
+    for i, offer_in in enumerate(manifest.offers):
+        apply_offer(session, offer_in, f"offers[{i}]", actor=actor, report=report)
         step()
     session.flush()
     return report
@@ -686,6 +780,51 @@ def _summary(values: dict[str, Any]) -> dict[str, Any]:
     return {k: values[k] for k in ("kind", "title", "state", "pricing") if k in values}
 
 
+def apply_offer(
+    session: Session, offer_in: OfferIn, path: str, *, actor: str = MANIFEST_ACTOR, report: LoadReport
+) -> None:
+    """Create one checked manifest offer as it stands; one loaded before is left as it is (an extended offer
+    never changes, OFR-02)."""
+    public_id = offer_public_id(offer_in)
+    if session.scalar(select(Offer.id).where(Offer.public_id == public_id)) is not None:
+        report.count("offers", "unchanged")
+        return
+    product = session.scalars(select(Product).where(Product.code == offer_in.product)).one()
+    buyer = session.scalars(select(Buyer).where(Buyer.account == offer_in.buyer)).one()
+    instalments = [(i.at.astimezone(UTC), i.amount) for i in offer_in.schedule or []]
+    total = offer_in.total
+    if total is None and instalments:
+        total = sum((amount for _, amount in instalments), Decimal(0))
+    data = {
+        "pricing": offer_in.pricing,
+        "duration_days": offer_in.duration_days,
+        "accept_by": offer_in.accept_by.astimezone(UTC),
+        "total": total,
+        "schedule": [{"at": due.isoformat().replace("+00:00", "Z"), "amount": amount} for due, amount in instalments],
+    }
+    try:
+        offers.load(
+            session,
+            product,
+            buyer,
+            data,
+            public_id=public_id,
+            state=offer_in.state,
+            at=offer_in.at.astimezone(UTC),
+            accepted_at=offer_in.accepted_at.astimezone(UTC) if offer_in.accepted_at else None,
+            entity_id=offer_in.entity_id,
+            agreement_id=offer_in.agreement_id,
+            actor=actor,
+        )
+    except Invalid as error:
+        raise ManifestError(
+            [Problem(f"{path}.{p['loc']}", p["msg"]) for p in error.problems] or [Problem(path, error.detail)]
+        ) from None
+    except AgoraError as error:
+        raise ManifestError([Problem(path, error.detail)]) from None
+    report.count("offers", "created")
+
+
 def apply_subscription(
     session: Session, sub_in: SubscriptionIn, *, actor: str = MANIFEST_ACTOR, report: LoadReport | None = None
 ) -> None:
@@ -696,6 +835,8 @@ def apply_subscription(
     identifier = default_customer_identifier(sub_in)
     purchases = sub_in.model_dump(mode="json", include={"contract", "annual", "auto_renew"}, exclude_none=True)
     values: dict[str, Any] = {"buyer_id": buyer.id, "started_at": sub_in.at, "purchases": purchases}
+    if sub_in.agreement_id is not None:
+        values["agreement_id"] = sub_in.agreement_id
     sub = session.scalar(
         select(Subscription).where(
             Subscription.product_id == product.id, Subscription.customer_identifier == identifier
@@ -712,6 +853,7 @@ def apply_subscription(
             eula=subscriptions.eula_of(session, product),
             at=sub_in.at,
             customer_identifier=identifier,
+            agreement_id=sub_in.agreement_id,
         )
         sub.purchases = purchases
         if sub_in.contract is not None:

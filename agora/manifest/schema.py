@@ -5,22 +5,24 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from agora.catalog.schemas import Code, ListingFields, ProductKind
-from agora.manifest.events import EventIn
+from agora.manifest.events import EventIn, OfferCreate
 from agora.manifest.fields import (
     HANDLE_PATTERN,
     Account,
+    AgreementId,
     Closed,
     EntityId,
     Handle,
     Instant,
+    OfferEntityId,
     SubscriptionTerms,
 )
 from agora.pricing.schema import Rule
 
-__all__ = ["HANDLE_PATTERN", "Account", "Closed", "Handle", "Instant", "Manifest", "SubscriptionIn"]
+__all__ = ["HANDLE_PATTERN", "Account", "Closed", "Handle", "Instant", "Manifest", "OfferIn", "SubscriptionIn"]
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 Token = Annotated[str, StringConstraints(min_length=8, max_length=200)]
@@ -84,6 +86,31 @@ class SubscriptionIn(SubscriptionTerms):
     """As if the buyer had subscribed at `at` (trial, purchases and all)."""
 
     at: Instant
+    agreement_id: AgreementId | None = Field(
+        None, description="the Agreement API's id of this subscription (`agmt-…`); a new one by default"
+    )
+
+
+class OfferIn(OfferCreate):
+    """A private offer as it stands (OFR-01…03): `id` is the file's name for it. `at` is when it was created
+    (and extended, unless it is a draft); an accepted offer names when (`accepted_at`) and may fix the id of the
+    agreement its acceptance made."""
+
+    at: Instant
+    entity_id: OfferEntityId | None = Field(None, description="the Catalog API's id of the offer (`offer-…`)")
+    state: Literal["draft", "extended", "accepted"] = "extended"
+    accepted_at: Instant | None = Field(None, description="when the buyer accepted it; required when accepted")
+    agreement_id: AgreementId | None = Field(
+        None, description="the Agreement API's id of the accepted offer's subscription; a new one by default"
+    )
+
+    @model_validator(mode="after")
+    def _acceptance(self) -> OfferIn:
+        if (self.state == "accepted") != (self.accepted_at is not None):
+            raise ValueError("accepted_at is given exactly when the state is accepted")
+        if self.agreement_id is not None and self.state != "accepted":
+            raise ValueError("only an accepted offer has an agreement_id")
+        return self
 
 
 class Manifest(Closed):
@@ -93,6 +120,7 @@ class Manifest(Closed):
     operators: list[OperatorIn] = []
     products: list[ProductIn] = []
     subscriptions: list[SubscriptionIn] = []
+    offers: list[OfferIn] = Field(default=[], description="private offers, after the subscriptions")
     events: list[EventIn] = Field(default=[], description="applied by `agora simulate` only, in time order")
 
 

@@ -20,7 +20,7 @@ from agora.models.metering import InstanceRun, MeteringError, MetricScrape, Usag
 from agora.models.notifications import Notification
 from agora.models.offers import Offer
 from agora.models.pricing import FeeRate, InfrastructurePrice, PriceVersion, PricingModelRequest
-from agora.models.subscriptions import RegistrationTokenUse, Subscription, TrialUse
+from agora.models.subscriptions import LicenseActivation, RegistrationTokenUse, Subscription, TrialUse
 from agora.models.web import LoginThrottle, Password, PasswordReset, WebSession
 from agora.models.webhooks import WebhookDelivery
 
@@ -48,6 +48,7 @@ __all__ = [
     "InvoiceLine",
     "Job",
     "JobState",
+    "LicenseActivation",
     "LoginThrottle",
     "MeteringError",
     "MetricScrape",

@@ -68,3 +68,17 @@ class RegistrationTokenUse(Timestamped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the token's decoded bytes
     subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+
+
+class LicenseActivation(Timestamped, Base):
+    """A license confirmed from inside the software (Alibaba's ActivateLicense): a contract's license key
+    (SUB-07) or the license a BYOL buyer brought (PRC-11). A license activates once: the unique code is the rule;
+    `identification` is the user the software named, if any."""
+
+    __tablename__ = "license_activations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    license_code: Mapped[str] = mapped_column(String(200), unique=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    identification: Mapped[str | None] = mapped_column(String(64))
+    activated_at: Mapped[datetime] = mapped_column()

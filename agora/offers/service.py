@@ -53,14 +53,16 @@ def _check_terms(
     accept_by: datetime,
     total: Decimal | None,
     schedule: list[dict[str, Any]],
+    made_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
+    """The offer's terms checked as of `made_at` (now by default); its instalments as stored."""
     result = validate_pricing(pricing, PricingContext(product.kind, seller.tax_form))
     if result.violations:
         v = result.violations[0]
         raise Invalid.at(f"pricing.{v.path}" if v.path else "pricing", f"{v.message} [{v.rule}]")
     if not 1 <= duration_days <= MAX_DURATION_DAYS:
         raise Invalid.at("duration_days", f"must be 1 to {MAX_DURATION_DAYS} days (offers run up to 3 years) [OFR-01]")
-    if accept_by <= clock.now():
+    if accept_by <= (made_at or clock.now()):
         raise Invalid.at("accept_by", "the acceptance deadline must be in the future")
     if not schedule:
         return []
@@ -123,6 +125,80 @@ def create(session: Session, principal: Principal, data: dict[str, Any], *, enti
         target_type="offer",
         target_id=offer.public_id,
         after={"product": product.code, "buyer": buyer.account, "duration_days": offer.duration_days},
+    )
+    return offer
+
+
+def load(
+    session: Session,
+    product: Product,
+    buyer: Buyer,
+    data: dict[str, Any],
+    *,
+    public_id: str,
+    state: str,
+    at: datetime,
+    accepted_at: datetime | None,
+    entity_id: str | None,
+    agreement_id: str | None,
+    actor: str,
+) -> Offer:
+    """A manifest's offer as it stands: made (and extended, unless a draft) at `at`, accepted at `accepted_at`,
+    under the same rules as the API's (OFR-01/03, SEL-03), judged at those instants rather than now. An accepted
+    offer's subscription starts at its acceptance, as `accept` starts it."""
+    seller = session.get_one(Seller, product.seller_id)
+    if not seller.data_sharing:
+        raise Forbidden("private offers need enrolment in the enhanced data sharing program [SEL-03]")
+    if product.state != "public":
+        raise InvalidTransition(f"product {product.code!r} is {product.state}; offers are made on public products")
+    total = data.get("total")
+    schedule = _check_terms(
+        session,
+        product,
+        seller,
+        data["pricing"],
+        data["duration_days"],
+        data["accept_by"],
+        total,
+        data.get("schedule") or [],
+        made_at=at,
+    )
+    if accepted_at is not None and not at <= accepted_at < data["accept_by"]:
+        raise Invalid.at("accepted_at", "an offer is accepted after it is made and before its deadline [OFR-03]")
+    offer = Offer(
+        public_id=public_id,
+        entity_id=entity_id,
+        product_id=product.id,
+        buyer_id=buyer.id,
+        state=state,
+        pricing=data["pricing"].stored(),
+        duration_days=data["duration_days"],
+        accept_by=data["accept_by"],
+        total_cents=to_cents(total) if total is not None else None,
+        schedule=schedule,
+        extended_at=None if state == "draft" else at,
+        accepted_at=accepted_at,
+    )
+    session.add(offer)
+    session.flush()
+    if accepted_at is not None:
+        subscription = subscriptions.start(
+            session,
+            buyer,
+            product,
+            eula=subscriptions.STANDARD_EULA,
+            offer_id=offer.id,
+            at=accepted_at,
+            agreement_id=agreement_id,
+        )
+        _bill_instalments(session, offer, subscription)
+    audit.record(
+        session,
+        actor=actor,
+        action="offer.load",
+        target_type="offer",
+        target_id=offer.public_id,
+        after={"product": product.code, "buyer": buyer.account, "state": state, "entity_id": entity_id},
     )
     return offer
 
@@ -234,15 +310,7 @@ def accept(session: Session, principal: Principal, public_id: str, *, accept_eul
     )
     offer.state = "accepted"
     offer.accepted_at = now
-    for index, instalment in enumerate(offer.schedule or []):  # BIL-02: each instalment on its date
-        due = datetime.fromisoformat(str(instalment["at"]).replace("Z", "+00:00"))
-        jobs.enqueue(
-            session,
-            "billing.offer_instalment",
-            {"subscription_id": subscription.id, "offer_id": offer.id, "index": index},
-            run_at=max(due, now),
-            dedupe_key=f"instalment:{offer.id}:{index}",
-        )
+    _bill_instalments(session, offer, subscription)
     audit.record(
         session,
         actor=principal.actor,
@@ -257,6 +325,20 @@ def accept(session: Session, principal: Principal, public_id: str, *, accept_eul
         },
     )
     return offer
+
+
+def _bill_instalments(session: Session, offer: Offer, subscription: Subscription) -> None:
+    """BIL-02: each instalment of an accepted offer is invoiced on its date (at once if that has passed)."""
+    now = clock.now()
+    for index, instalment in enumerate(offer.schedule or []):
+        due = datetime.fromisoformat(str(instalment["at"]).replace("Z", "+00:00"))
+        jobs.enqueue(
+            session,
+            "billing.offer_instalment",
+            {"subscription_id": subscription.id, "offer_id": offer.id, "index": index},
+            run_at=max(due, now),
+            dedupe_key=f"instalment:{offer.id}:{index}",
+        )
 
 
 def ends_at(offer: Offer) -> datetime | None:

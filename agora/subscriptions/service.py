@@ -35,6 +35,9 @@ REGISTRATION_TTL = timedelta(hours=1)
 UNSUBSCRIBE_GRACE = timedelta(hours=1)
 TRIAL_REMINDER_BEFORE = timedelta(days=3)  # SUB-02
 STANDARD_EULA = "standard:v1"
+# Agreement ids look like AWS's: `agmt-` and 25 lower-case letters and digits (the Agreement API's `agreementId`).
+AGREEMENT_ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
+AGREEMENT_ID_LENGTH = 25
 
 
 class InvalidRegistrationToken(AgoraError):
@@ -164,6 +167,7 @@ def begin(
     license_reference: str | None = None,
     at: datetime | None = None,
     customer_identifier: str | None = None,
+    agreement_id: str | None = None,
 ) -> Subscription:
     """Everything subscribing does once its checks have passed: the subscription, its free trial if the product
     has one (SUB-01/02) and the audit record. The API subscribes now; a manifest subscribes its buyer `at`
@@ -176,6 +180,7 @@ def begin(
         license_reference=license_reference,
         at=at,
         customer_identifier=customer_identifier,
+        agreement_id=agreement_id,
     )
     document = PricingDocument.model_validate(product.pricing or {})
     if document.free_trial_days and license_reference is None:
@@ -189,6 +194,7 @@ def begin(
         after={
             "product": product.code,
             "customer_identifier": subscription.customer_identifier,
+            "agreement_id": subscription.agreement_id,
             "started_at": subscription.started_at.isoformat(),
             "eula": subscription.eula,
             "license_reference": license_reference,
@@ -208,15 +214,17 @@ def start(
     offer_id: int | None = None,
     at: datetime | None = None,
     customer_identifier: str | None = None,
+    agreement_id: str | None = None,
 ) -> Subscription:
     """A new active subscription, with its EULA accepted when it starts (now unless `at` says otherwise); the
     seller hears subscribe-success (SUB-06). A second active subscription of the buyer to the product is
-    refused by the database, even in a race."""
+    refused by the database, even in a race. Its agreement id is `agreement_id` (a manifest's) or a new one."""
     started = at or clock.now()
     subscription = Subscription(
         buyer_id=buyer.id,
         product_id=product.id,
         customer_identifier=customer_identifier or f"cust-{secrets.token_hex(8)}",
+        agreement_id=agreement_id or new_agreement_id(),
         started_at=started,
         eula=eula,
         eula_accepted_at=started,
@@ -231,6 +239,11 @@ def start(
         raise Conflict(f"account {buyer.account} already subscribes to {product.code!r}") from None
     webhooks.emit(session, product, "subscribe-success", _event_data(subscription, product, buyer), at=started)
     return subscription
+
+
+def new_agreement_id() -> str:
+    """A random `agmt-…` id: 25 characters of 36 make a collision (refused by the unique column) improbable."""
+    return "agmt-" + "".join(secrets.choice(AGREEMENT_ID_CHARS) for _ in range(AGREEMENT_ID_LENGTH))
 
 
 def end(session: Session, subscription: Subscription) -> datetime:

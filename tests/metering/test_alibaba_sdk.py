@@ -269,15 +269,16 @@ def test_a_buyer_key_cannot_push_metering(live: Live, scheme: str) -> None:
 
 
 def test_another_action_is_not_found(live: Live) -> None:
-    """Only PushMeteringData is served: the SDK's other Marketplace actions answer InvalidAction.NotFound."""
+    """Actions Agora does not serve (here the buyer's DescribeOrder; the seller's DescribeOrderForIsv is served)
+    answer InvalidAction.NotFound."""
     client = MarketClient(live.config())
     error = refused(
-        lambda: client.describe_license(market_models.DescribeLicenseRequest(license_code="LIC-1")),
+        lambda: client.describe_order(market_models.DescribeOrderRequest(order_id="1")),
         "InvalidAction.NotFound",
         404,
         live,
     )
-    assert "DescribeLicense" in message(error)
+    assert "DescribeOrder" in message(error)
 
 
 # --- instances ---------------------------------------------------------------------------------------------

@@ -106,12 +106,13 @@ def handle(db: Database, method: str, path: str, query_string: str, headers: Map
     try:
         principal, verified = _verify(db, method, path, query_string, headers, body)
         _check_params(verified.params)
-        operation = OPERATIONS.get((verified.action, verified.version))
+        served = operations()
+        operation = served.get((verified.action, verified.version))
         if operation is None:
             raise AlibabaError(
                 "InvalidAction.NotFound",
                 f"Specified api is not found: {verified.action!r} of version {verified.version!r}. This endpoint "
-                f"serves {', '.join(f'{a} {v}' for a, v in OPERATIONS)}.",
+                f"serves {', '.join(f'{a} {v}' for a, v in served)}.",
                 404,
             )
         result = operation(db, principal, verified.params)
@@ -474,3 +475,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("PushMeteringData", "2015-11-01"): market_push_metering_data,
     ("PushMeteringData", "2021-05-21"): compute_nest_push_metering_data,
 }
+
+
+def operations() -> dict[tuple[str, str], Operation]:
+    """Every action served: metering here, the seller's license and order checks in `licenses` (which imports
+    this module, hence the import at call time)."""
+    from agora.compat.alibaba import licenses
+
+    return {**OPERATIONS, **licenses.OPERATIONS}

@@ -79,7 +79,7 @@ def handle(db: Database, method: str, path: str, query: str, headers: Mapping[st
             raise AwsError("UnknownOperationException", f"unknown operation {target!r}")
         if method != "POST":
             raise AwsError("UnknownOperationException", "AWS JSON operations are POST requests")
-        verified, principal = _verify(db, method, path, query, headers, body)
+        verified, principal = verify(db, method, path, query, headers, body)
         result = operation(db, principal, verified.region, _json(body, target))
         return _reply(200, result, request_id)
     except AwsError as error:
@@ -92,7 +92,7 @@ def handle(db: Database, method: str, path: str, query: str, headers: Mapping[st
         return _reply(500, {"__type": "InternalServiceErrorException", "message": message}, request_id)
 
 
-def _verify(
+def verify(
     db: Database, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
 ) -> tuple[sigv4.Verified, Principal]:
     """The signature is checked against the key's secret; the key's owner is who is calling."""

@@ -9,7 +9,7 @@ primary key becomes (id, period_start); MTR-05's key has `period_start` already;
 becomes a unique index of each partition (`agora.metering.partitions`). Downgrade reverses it.
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-07 03:50:00
 """
 
@@ -22,7 +22,7 @@ from agora import clock
 from agora.metering import partitions
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

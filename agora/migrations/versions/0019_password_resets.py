@@ -1,6 +1,6 @@
 """password_resets: the links `/password-reset` e-mails
 
-Revision ID: 0021
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-07 04:00:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import agora.db
 
-revision = "0021"
+revision = "0019"
 down_revision = "0018"
 branch_labels = None
 depends_on = None
