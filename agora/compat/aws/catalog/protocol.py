@@ -75,7 +75,7 @@ def handle(db: Database, method: str, path: str, query: str, headers: Any, body:
         expected, operation, _ = ROUTES[path]
         if method != expected:
             raise validation(f"{path} is called with {expected}")
-        _, principal = aws._verify(db, method, path, query, headers, body)
+        _, principal = aws.verify(db, method, path, query, headers, body)
         payload = _payload(path, query, body)
         with db.unit_of_work() as session:
             result = operation(session, principal, payload)
