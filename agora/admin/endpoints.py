@@ -13,6 +13,7 @@ from agora import jobs
 from agora.admin import views
 from agora.auth import Principal, require
 from agora.deps import Uow
+from agora.identities import resets
 from agora.models import AuditEvent, Job, JobState, Notification, Role
 from agora.paging import Page, Paging
 from agora.validation import Id, Instant, clean_text
@@ -108,7 +109,8 @@ def list_notifications(
     if kind:
         query = query.where(Notification.kind == kind)
     rows = page.scalars(session, query, [Notification.id], newest_first=True)
-    return [NotificationOut.model_validate(n, from_attributes=True) for n in rows]
+    found = [NotificationOut.model_validate(n, from_attributes=True) for n in rows]
+    return [n.model_copy(update={"body": resets.redact(n.body)}) for n in found]
 
 
 @router.get("/jobs", response_model=list[JobOut])

@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agora.identities import resets
 from agora.models import Role
 from agora.web import sessions
 from agora.web.sessions import Viewer
@@ -110,6 +111,7 @@ def _environment() -> Environment:
     )
     env.filters["money"] = money
     env.filters["long_date"] = long_date
+    env.filters["redact"] = resets.redact
     return env
 
 

@@ -15,7 +15,7 @@ from agora.app import create_app
 from agora.db import Database
 from agora.models import LoginThrottle, Notification, WebSession
 from tests.web.conftest import HTML, csrf_of, sign_in
-from tests.web.market import BUYER
+from tests.web.market import BUYER, OPERATOR
 
 LINK = re.compile(r"https?://[^\s/]+(/password-reset/[A-Za-z0-9_-]+)")
 
@@ -101,3 +101,17 @@ def test_a_reset_clears_the_failed_sign_ins(browser: TestClient, db: Database) -
 @pytest.mark.parametrize("token", ["x" * 500, "%00", "..%2f..%2fetc"])
 def test_a_malformed_token_is_an_expired_link(browser: TestClient, token: str) -> None:
     assert browser.get(f"/password-reset/{token}").status_code in (404, 410, 422)  # a NUL is refused at the edge
+
+
+def test_operators_never_read_a_reset_link_in_the_outbox(browser: TestClient, db: Database) -> None:
+    """The outbox (API and console) hides the link's token: it would sign in as the recipient."""
+    ask(browser, BUYER[0])
+    path = link_in(messages(db)[0])
+    token = path.rsplit("/", 1)[1]
+    api = browser.get("/api/v1/notifications?kind=password_reset", headers={"Authorization": "Bearer demo-ops-token"})
+    assert api.status_code == 200 and api.json() and token not in api.text
+    assert "/password-reset/[hidden" in api.json()[0]["body"]
+    browser.cookies.clear()
+    assert sign_in(browser, *OPERATOR).status_code == 303
+    console = browser.get("/ops/outbox")
+    assert console.status_code == 200 and "Reset your Agora password" in console.text and token not in console.text
