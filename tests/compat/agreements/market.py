@@ -29,6 +29,11 @@ ACCEPTED_OFFER = "offer-accepted00000001"
 EXTENDED_OFFER = "offer-extended00000002"
 DRAFT_OFFER = "offer-draft00000000003"
 OPERATOR_KEY = ("AKIDOPERATOR0001", "operator-secret")
+# The Catalog API's ids of the products and their public offers, fixed by the manifest.
+SAAS_ENTITY = "prod-acmemetered0001"
+SAAS_PUBLIC_OFFER = "offer-acmemeteredpublic"
+PRIVATE_ENTITY = "prod-acmeprivate0001"
+CONTRACT_ENTITY = "prod-acmecontract001"
 FIXED = {
     (BUYER, SAAS): SAAS_AGREEMENT,
     (OTHER_BUYER, SAAS): SAAS_OTHER_AGREEMENT,
@@ -60,6 +65,13 @@ def agreement_manifest(at: datetime) -> dict[str, Any]:
     data["subscriptions"].append(
         {"buyer": BUYER, "product": ANNUAL, "at": _iso(at), "annual": {"m5.large": 2}, "auto_renew": True}
     )
+    for product in data["products"]:
+        if product["code"] == SAAS:
+            product["entity_id"], product["public_offer_entity_id"] = SAAS_ENTITY, SAAS_PUBLIC_OFFER
+        if product["code"] == PRIVATE:
+            product["entity_id"] = PRIVATE_ENTITY
+        if product["code"] == CONTRACT:
+            product["entity_id"] = CONTRACT_ENTITY
     for sub in data["subscriptions"]:
         fixed = FIXED.get((sub["buyer"], sub["product"]))
         if fixed:

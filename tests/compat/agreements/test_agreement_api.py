@@ -36,8 +36,11 @@ from tests.compat.agreements.market import (
     OFFER_AGREEMENT,
     OPERATOR_KEY,
     PRIVATE,
+    PRIVATE_ENTITY,
     SAAS_AGREEMENT,
+    SAAS_ENTITY,
     SAAS_OTHER_AGREEMENT,
+    SAAS_PUBLIC_OFFER,
     agreement_market,
     subscribe_byol,
 )
@@ -162,8 +165,8 @@ def test_describe_agreement_of_a_pay_as_you_go_subscription(live: Live) -> None:
     assert answer["startTime"] == answer["acceptanceTime"] == live.started
     assert "endTime" not in answer  # pay-as-you-go agreements have no end
     assert answer["proposalSummary"] == {
-        "resources": [{"id": SAAS, "type": "SaaSProduct"}],
-        "offerId": f"{SAAS}@public",
+        "resources": [{"id": SAAS_ENTITY, "type": "SaaSProduct"}],
+        "offerId": SAAS_PUBLIC_OFFER,
     }
     assert answer["estimatedCharges"] == {"currencyCode": "USD", "agreementValue": "0.00"}
 
@@ -182,7 +185,7 @@ def test_describe_agreement_of_an_accepted_private_offer_names_the_offer_entity(
     assert answer["acceptanceTime"] == answer["startTime"] == accepted
     assert answer["endTime"] == accepted + timedelta(days=365)
     assert answer["proposalSummary"]["offerId"] == ACCEPTED_OFFER
-    assert answer["proposalSummary"]["resources"] == [{"id": PRIVATE, "type": "SaaSProduct"}]
+    assert answer["proposalSummary"]["resources"] == [{"id": PRIVATE_ENTITY, "type": "SaaSProduct"}]
     assert answer["estimatedCharges"]["agreementValue"] == "1200.00"
 
 
@@ -316,7 +319,7 @@ def test_search_agreements_pages_and_omits_the_token_at_the_end(live: Live) -> N
     [
         ("ResourceIdentifier", CONTRACT, {CONTRACT_AGREEMENT, "ct-2"}),
         ("OfferId", ACCEPTED_OFFER, {OFFER_AGREEMENT}),
-        ("OfferId", f"{SAAS}@public", {SAAS_AGREEMENT, SAAS_OTHER_AGREEMENT}),
+        ("OfferId", SAAS_PUBLIC_OFFER, {SAAS_AGREEMENT, SAAS_OTHER_AGREEMENT}),
         ("OfferSetId", "offerset-1234567890", set()),
         ("Status", "EXPIRED", set()),
     ],
@@ -549,7 +552,7 @@ def test_a_seller_offers_the_buyer_accepts_and_the_seller_finds_and_meters_the_a
 
     [found] = live.search({"name": "OfferId", "values": [offer_id]})["agreementViewSummaries"]
     assert found["acceptor"] == {"accountId": OTHER_BUYER} and found["status"] == "ACTIVE"
-    assert found["proposalSummary"]["resources"] == [{"id": PRIVATE, "type": "SaaSProduct"}]
+    assert found["proposalSummary"]["resources"] == [{"id": PRIVATE_ENTITY, "type": "SaaSProduct"}]
     assert found["endTime"] == live.now + timedelta(days=90)
     terms = _terms(live, found["agreementId"])
     assert terms["usageBasedPricingTerm"]["rateCards"] == [{"rateCard": [{"dimensionKey": "users", "price": "0.02"}]}]

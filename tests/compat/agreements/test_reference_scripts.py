@@ -35,6 +35,7 @@ from tests.compat.agreements.market import (
     ANNUAL_AGREEMENT,
     CONTRACT,
     CONTRACT_AGREEMENT,
+    CONTRACT_ENTITY,
     OFFER_AGREEMENT,
     SAAS_AGREEMENT,
     agreement_market,
@@ -135,7 +136,7 @@ def test_the_reference_seller_agreement_scripts_read_agoras_agreements(served: s
         ("get_agreement_support_terms", "--agreement-id", SAAS_AGREEMENT): [
             '"refundPolicy": "Full refund within 30 days: billing@example.com"'
         ],
-        ("get_agreement_product_type",): [f"Product ID: {CONTRACT}  |  Product Type: SaaSProduct"],
+        ("get_agreement_product_type",): [f"Product ID: {CONTRACT_ENTITY}  |  Product Type: SaaSProduct"],
         ("get_agreement_terms_auto_renewal",): ["Auto Renewal is True"],
         ("get_agreement_terms_dimension_instances",): ['"selectorValue": "P12M"', '"dimensionValue": 10'],
         ("get_agreement_terms_dimension_purchased",): ["Dimension Key: admins", "Dimension Key: seats"],

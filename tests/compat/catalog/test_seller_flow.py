@@ -1,7 +1,7 @@
 """A seller's whole flow through unmodified boto3 clients: a SaaS product by change set, its dimensions and
 prices, Agora's review (LST-05), a private offer released to one buyer (OFR-01…03), the buyer's acceptance, and
-metering against the subscription it started with BatchMeterUsage. (Finding the agreement with SearchAgreements
-is the Agreement API's, built beside this one.)"""
+finding the agreement it made with SearchAgreements, and metering against it with BatchMeterUsage (issue 20's
+"Done when")."""
 
 from __future__ import annotations
 
@@ -67,11 +67,30 @@ def test_a_sellers_whole_flow(db: Database) -> None:
             == "accepted"
         )
 
-        with db.reader() as session:
+        agreements = boto3.client(
+            "marketplace-agreement",
+            endpoint_url=live.url,
+            region_name="us-east-1",
+            aws_access_key_id=SELLER_KEY[0],
+            aws_secret_access_key=SELLER_KEY[1],
+            config=ONE_ATTEMPT,
+        )
+        found = agreements.search_agreements(
+            catalog="AWSMarketplace",
+            filters=[
+                {"name": "PartyType", "values": ["Proposer"]},
+                {"name": "AgreementType", "values": ["PurchaseAgreement"]},
+                {"name": "OfferId", "values": [offer_id]},
+            ],
+        )["agreementViewSummaries"]
+        assert [(a["acceptor"]["accountId"], a["status"]) for a in found] == [(BUYER, "ACTIVE")], found
+        agreement_id = found[0]["agreementId"]
+        described_agreement = agreements.describe_agreement(agreementId=agreement_id)
+        assert described_agreement["proposalSummary"]["offerId"] == offer_id
+        assert described_agreement["proposalSummary"]["resources"] == [{"id": product_id, "type": "SaaSProduct"}]
+        with db.reader() as session:  # the software learns its customer by ResolveCustomer; the test reads it
             customer = session.scalars(
-                select(Subscription.customer_identifier)
-                .join(Offer, Offer.id == Subscription.offer_id)
-                .where(Offer.entity_id == offer_id)
+                select(Subscription.customer_identifier).where(Subscription.agreement_id == agreement_id)
             ).one()
         metering = boto3.client(
             "meteringmarketplace",
