@@ -5,10 +5,9 @@ The scripts hard-code their ids (`agmt-1111111111111111111111111`, `prod-1111111
 …), so the market gives those ids to its agreements, product and offers. They log and swallow errors and exit
 0, so each run is judged by what it printed: the values the server holds.
 
-Of the 23 scripts, 21 run here, 20 of them printing what Agora holds (`get_all_agreements` searches as the
-acceptor, so it runs with a buyer's keys as well as the seller's). Two are not run:
-`get_agreement_product_offer_detail` and `get_agreement_pricing_type` also call the Catalog API's
-DescribeEntity (`marketplace-catalog`), which this branch does not serve.
+All 23 scripts run here, 22 of them printing what Agora holds (`get_all_agreements` searches as the
+acceptor, so it runs with a buyer's keys as well as the seller's; `get_agreement_product_offer_detail` and
+`get_agreement_pricing_type` also read the offer through the Catalog API's DescribeEntity).
 `search_agreements_by_account_id` runs but filters on `AcceptorId`, which is not one of the documented filter
 names (AcceptorAccountId is): Agora refuses it with ValidationException INVALID_FILTER_NAME, and the script
 prints that error.
@@ -37,6 +36,7 @@ from tests.compat.agreements.market import (
     CONTRACT_AGREEMENT,
     CONTRACT_ENTITY,
     OFFER_AGREEMENT,
+    PRIVATE_ENTITY,
     SAAS_AGREEMENT,
     agreement_market,
 )
@@ -137,6 +137,13 @@ def test_the_reference_seller_agreement_scripts_read_agoras_agreements(served: s
             '"refundPolicy": "Full refund within 30 days: billing@example.com"'
         ],
         ("get_agreement_product_type",): [f"Product ID: {CONTRACT_ENTITY}  |  Product Type: SaaSProduct"],
+        # These two also read the offer through the Catalog API's DescribeEntity.
+        ("get_agreement_pricing_type",): [f"agreementId={OFFER_AGREEMENT};productType=SaaSProduct", "pricing type="],
+        ("get_agreement_product_offer_detail", "--agreement_id", OFFER_AGREEMENT): [
+            '"EntityType": "Offer@1.0"',
+            f'"EntityIdentifier": "{REFERENCE_OFFER}@1"',
+            f'"ProductId": "{PRIVATE_ENTITY}"',
+        ],
         ("get_agreement_terms_auto_renewal",): ["Auto Renewal is True"],
         ("get_agreement_terms_dimension_instances",): ['"selectorValue": "P12M"', '"dimensionValue": 10'],
         ("get_agreement_terms_dimension_purchased",): ["Dimension Key: admins", "Dimension Key: seats"],
