@@ -207,7 +207,7 @@ SCRIPTS = [
     ),
     Script(
         OFFERS + "create_replacement_private_offer_with_contract_pricing/start_changeset.py",
-        refused="CreateReplacementOffer",
+        refused="AgreementId agmt-1111111111111111111111111 is not an agreement on your products",
     ),
     Script(OFFERS + "create_saas_product_custom_dimension_and_private_offer/start_changeset.py", refused="PRC-08"),
     Script(OFFERS + "describe_offer/describe_offer.py", check=_printed(f'"Id": "{PUBLIC_SAAS_OFFER}"')),

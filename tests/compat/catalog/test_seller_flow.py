@@ -14,7 +14,16 @@ from agora.db import Database
 from agora.models import Offer, Product, Subscription, UsageRecord
 from tests.catalog import files
 from tests.compat.catalog.market import BUYER, ONE_ATTEMPT, SELLER_KEY, serving
-from tests.compat.catalog.test_catalog_api import CATALOG, SAAS, change, private_offer, product_changes, run
+from tests.compat.catalog.test_catalog_api import (
+    CATALOG,
+    OFFER,
+    SAAS,
+    change,
+    private_offer,
+    product_changes,
+    refused,
+    run,
+)
 
 
 def test_a_sellers_whole_flow(db: Database) -> None:
@@ -118,3 +127,45 @@ def test_a_sellers_whole_flow(db: Database) -> None:
                 "PositiveTargeting"
             ]["BuyerAccounts"]
         )
+
+        # The seller replaces the agreement with a new private offer at a lower price (CreateReplacementOffer):
+        # accepted, it ends the subscription, whose agreement is then REPLACED, and starts a new agreement.
+        replacement = private_offer(product=product_id, price="0.06")
+        replacement[0] = change("CreateReplacementOffer", OFFER, {"AgreementId": agreement_id}, name="PrivateOffer")
+        replacement = [c for c in replacement if c["ChangeType"] != "UpdateTargeting"]  # the agreement's buyer
+        released_again = run(live, replacement)
+        assert released_again["Status"] == "SUCCEEDED", released_again
+        new_offer = released_again["ChangeSet"][0]["Entity"]["Identifier"].split("@")[0]
+        targeting = client.describe_entity(Catalog=CATALOG, EntityId=new_offer)["DetailsDocument"]["Targeting"]
+        assert targeting == {"PositiveTargeting": {"BuyerAccounts": [BUYER]}}
+        with db.reader() as session:
+            new_public_id = session.scalars(select(Offer.public_id).where(Offer.entity_id == new_offer)).one()
+        accepted = live.api(
+            "POST", f"/offers/{new_public_id}/accept", "catalog-buyer-token", json={"accept_eula": True}
+        )
+        assert accepted.status_code == 200, accepted.text
+        assert agreements.describe_agreement(agreementId=agreement_id)["status"] == "REPLACED"
+        [new_agreement] = agreements.search_agreements(
+            catalog="AWSMarketplace",
+            filters=[
+                {"name": "PartyType", "values": ["Proposer"]},
+                {"name": "AgreementType", "values": ["PurchaseAgreement"]},
+                {"name": "OfferId", "values": [new_offer]},
+            ],
+        )["agreementViewSummaries"]
+        assert new_agreement["status"] == "ACTIVE" and new_agreement["agreementId"] != agreement_id
+
+        # An agreement that has ended, or that is not one of the seller's, cannot be replaced.
+        for agreement, code, status in (
+            (agreement_id, "ValidationException", 422),
+            ("agmt-nosuchagreement", "ValidationException", 422),  # a change set's refusals are all validation
+        ):
+            refused(
+                lambda agreement=agreement: client.start_change_set(
+                    Catalog=CATALOG,
+                    ChangeSet=[change("CreateReplacementOffer", OFFER, {"AgreementId": agreement}, name="Replace")],
+                ),
+                code,
+                status,
+                agreement,
+            )

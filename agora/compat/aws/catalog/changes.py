@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agora import clock
@@ -26,7 +27,7 @@ from agora.compat.aws.catalog.errors import CatalogError, validation
 from agora.compat.aws.catalog.terms import PRICE_TERMS, check_terms, days, to_pricing
 from agora.config import get_settings
 from agora.errors import Invalid
-from agora.models import Product, Seller
+from agora.models import Buyer, Product, Seller, Subscription
 from agora.offers import service as offers
 from agora.pricing import service as pricing_service
 from agora.pricing.rules import PricingContext, validate_pricing
@@ -448,6 +449,33 @@ def create_offer(ctx: Context, entity: Entity | None, entity_type: str, details:
     return entity_id
 
 
+def create_replacement_offer(ctx: Context, entity: Entity | None, entity_type: str, details: Any) -> str:
+    """A draft private offer that, once accepted, replaces an agreement: for the agreement's product and its
+    buyer only (OFR-01). Accepting it ends the buyer's current subscription, whose agreement is then REPLACED."""
+    doc = _doc(details)
+    agreement_id = doc.get("AgreementId")
+    if not isinstance(agreement_id, str) or not agreement_id:
+        raise validation("AgreementId is required: the agreement this offer replaces")
+    subscription = ctx.session.scalar(select(Subscription).where(Subscription.agreement_id == agreement_id))
+    product = ctx.session.get(Product, subscription.product_id) if subscription is not None else None
+    if subscription is None or product is None or product.seller_id != ctx.principal.id:
+        message = f"AgreementId {agreement_id} is not an agreement on your products"
+        raise CatalogError("ResourceNotFoundException", message)
+    if subscription.ended_at is not None:
+        raise validation(f"agreement {agreement_id} has ended: only an active agreement can be replaced")
+    buyer = ctx.session.get_one(Buyer, subscription.buyer_id)
+    offer_id = create_offer(ctx, None, entity_type, {"ProductId": product.entity_id, "Name": doc.get("Name")})
+    offer = entities.find(ctx.session, ctx.principal.id, offer_id)
+    assert offer is not None
+    entities.update_details(
+        ctx.session,
+        offer,
+        Targeting={"PositiveTargeting": {"BuyerAccounts": [buyer.account]}},
+        ReplacesAgreementId=agreement_id,
+    )
+    return offer_id
+
+
 def _draft_offer(entity: Entity | None) -> Entity:
     assert entity is not None
     if entity.offer is not None:
@@ -736,7 +764,7 @@ CONTAINER_CHANGES: dict[str, Apply] = {
 }
 OFFER_CHANGES: dict[str, Apply] = {
     "CreateOffer": create_offer,
-    "CreateReplacementOffer": not_yet("CreateReplacementOffer (it replaces an agreement: the Agreement API's)"),
+    "CreateReplacementOffer": create_replacement_offer,
     "UpdateInformation": update_offer_information,
     "UpdateTargeting": update_offer_targeting,
     "UpdatePricingTerms": update_pricing_terms,
