@@ -6,8 +6,9 @@ endpoints use, so it is audited and notified the same way. Money is in `ops_mone
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -183,15 +184,18 @@ def change_requests(request: Request, viewer: Viewer = Depends(operator)) -> HTM
     return render(request, "ops/change_requests.html", context)
 
 
-@router.post("/ops/change-requests/{request_id}/{decision}", response_model=None)
-def decide_change(
-    request: Request, request_id: int, decision: str, reason: str = Form(""), viewer: Viewer = Depends(operator)
+Decide = Callable[..., Any]
+
+
+def _decide(
+    request: Request, viewer: Viewer, request_id: int, decision: str, reason: str, decide: Decide, noun: str
 ) -> Response:
+    """Approve or reject a change request or a pricing-model request through its service; back to the list."""
     if decision not in ("approve", "reject"):
         raise NotFound("no such decision")
     try:
         with acting(request) as session:
-            done = catalog.decide_change(
+            done = decide(
                 session, viewer.principal, request_id, approve=decision == "approve", reason=reason.strip() or None
             )
             state = done.state
@@ -199,24 +203,18 @@ def decide_change(
         raise
     except AgoraError as exc:
         return redirect(request, "/ops/change-requests", flash=_flash_error(exc))
-    return redirect(request, "/ops/change-requests", flash=("success", f"Change request {request_id} is {state}."))
+    return redirect(request, "/ops/change-requests", flash=("success", f"{noun} {request_id} is {state}."))
+
+
+@router.post("/ops/change-requests/{request_id}/{decision}", response_model=None)
+def decide_change(
+    request: Request, request_id: int, decision: str, reason: str = Form(""), viewer: Viewer = Depends(operator)
+) -> Response:
+    return _decide(request, viewer, request_id, decision, reason, catalog.decide_change, "Change request")
 
 
 @router.post("/ops/pricing-model-requests/{request_id}/{decision}", response_model=None)
 def decide_model(
     request: Request, request_id: int, decision: str, reason: str = Form(""), viewer: Viewer = Depends(operator)
 ) -> Response:
-    if decision not in ("approve", "reject"):
-        raise NotFound("no such decision")
-    try:
-        with acting(request) as session:
-            done = pricing.decide_model_change(
-                session, viewer.principal, request_id, approve=decision == "approve", reason=reason.strip() or None
-            )
-            state = done.state
-    except NotFound:
-        raise
-    except AgoraError as exc:
-        return redirect(request, "/ops/change-requests", flash=_flash_error(exc))
-    message = f"Pricing-model request {request_id} is {state}."
-    return redirect(request, "/ops/change-requests", flash=("success", message))
+    return _decide(request, viewer, request_id, decision, reason, pricing.decide_model_change, "Pricing-model request")
