@@ -26,8 +26,13 @@ BODY_LIMIT = 1 * MB
 UPLOAD_LIMIT = 200 * MB + 64 * KB
 UPLOAD_ROUTE = re.compile(
     r"/api/v1/(products/[^/]+/assets|offers/[^/]+/eula)"  # the API
-    r"|/seller/offers|/seller/products/[^/]+/files"  # the seller portal's forms with files
+    r"|/seller/products/[^/]+/files"  # the seller portal's listing files
 )
+# The seller portal's new-offer form carries its EULA PDF (10 MB at most, LST-03, which the page explains
+# when a larger one comes) and the form's fields. Its CSRF check reads the whole form before the role is
+# checked, so anyone may send this much, not UPLOAD_LIMIT.
+OFFER_FORM_LIMIT = 16 * MB
+OFFER_FORM_ROUTE = "/seller/offers"
 # Seconds a client may send nothing while the server waits for the rest of a body (nginx's
 # `client_body_timeout` is 60 s; a metering client sends its body in one go).
 BODY_READ_TIMEOUT = float(os.environ.get("AGORA_BODY_READ_TIMEOUT", "30"))
@@ -36,6 +41,8 @@ BODY_READ_TIMEOUT = float(os.environ.get("AGORA_BODY_READ_TIMEOUT", "30"))
 def body_limit(scope: Scope) -> int:
     if scope["method"] == "POST" and UPLOAD_ROUTE.fullmatch(scope["path"]):
         return UPLOAD_LIMIT
+    if scope["method"] == "POST" and scope["path"] == OFFER_FORM_ROUTE:
+        return OFFER_FORM_LIMIT
     return BODY_LIMIT
 
 

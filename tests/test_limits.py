@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from fastapi.testclient import TestClient
 
 from agora.db import Database
-from agora.limits import BODY_LIMIT, MB, UPLOAD_LIMIT, BodyLimitMiddleware, body_limit
+from agora.limits import BODY_LIMIT, MB, OFFER_FORM_LIMIT, UPLOAD_LIMIT, BodyLimitMiddleware, body_limit
 from tests.factories.identities import add_cast
 
 AWS_METER = {"x-amz-target": "AWSMPMeteringService.BatchMeterUsage", "content-type": "application/x-amz-json-1.1"}
@@ -95,6 +95,8 @@ def test_uploads_have_the_largest_asset_kinds_limit_and_nothing_else_does() -> N
 
     assert body_limit(scope("POST", "/api/v1/products/acme/assets")) == UPLOAD_LIMIT
     assert body_limit(scope("POST", "/api/v1/offers/offer-1/eula")) == UPLOAD_LIMIT
+    assert body_limit(scope("POST", "/seller/products/acme-x/files")) == UPLOAD_LIMIT
+    assert body_limit(scope("POST", "/seller/offers")) == OFFER_FORM_LIMIT < UPLOAD_LIMIT
     assert UPLOAD_LIMIT > 200 * MB
     others = [
         ("POST", "/"),
