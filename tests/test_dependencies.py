@@ -39,7 +39,7 @@ def _imported() -> set[str]:
     modules: set[str] = set()
     for folder in ("agora", "agora_agent", "tests", "bench"):
         for path in (ROOT / folder).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8-sig"), str(path))):
                 if isinstance(node, ast.Import):
                     modules |= {alias.name.split(".")[0] for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

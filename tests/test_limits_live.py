@@ -240,5 +240,7 @@ def test_headers_without_end_are_refused_at_64_kb(db: Database, db_url: str, tmp
 
         reader, sent = _request(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n", headers())
         assert reader.status == 400, reader.data[:300]
-        assert sent < 1
+        # Of the ~100 MB offered, the server reads 64 KB; what else was sent sat in socket buffers until the
+        # answer came, which on a loaded machine may be a few MB (the memory bound below is the real guard).
+        assert sent < 8
         assert _peak_memory_mb(pid) - before < 16

@@ -145,7 +145,8 @@ _COLUMNS = [column.name for column in USAGE.columns]
 
 def _rows(db: Database, start: int, end: int) -> Iterator[dict[str, Any]]:
     query = select(USAGE).where(USAGE.c.period_start >= start, USAGE.c.period_start < end).order_by(USAGE.c.id)
-    with db.read_only() as connection:
+    with db.reader() as session:  # a transaction: PostgreSQL streams through a server-side cursor only in one
+        connection = session.connection()
         result = connection.execution_options(stream_results=True, yield_per=_BATCH).execute(query)
         for row in result:
             yield dict(row._mapping)
