@@ -17,6 +17,8 @@ from agora.errors import AgoraError, Invalid
 from agora.exports import csv_response
 from agora.metering import views as metering
 from agora.models import Role
+from agora.money import from_cents
+from agora.web.core import money as dollars
 from agora.web.core import page_router, redirect, render, require
 from agora.web.sessions import Viewer
 
@@ -300,7 +302,9 @@ def approve_refund(
             total = -note.total_cents
     except AgoraError as exc:
         return _refunds_page(request, viewer, _problems(exc), form, exc.status_code)
-    text = f"Refund of ${total / 100:,.2f} approved: credit note {note.id} was issued to {buyer_account.strip()}."
+    text = (
+        f"Refund of {dollars(from_cents(total))} approved: credit note {note.id} was issued to {buyer_account.strip()}."
+    )
     return redirect(request, "/seller/refunds", flash=("success", text))
 
 
@@ -321,5 +325,7 @@ def refund_annual(
             total = -note.total_cents
     except AgoraError as exc:
         return _refunds_page(request, viewer, {f"annual-{purchase_id}": exc.detail}, None, exc.status_code)
-    text = f"Annual subscription refunded: ${total / 100:,.2f} on credit note {note.id}; the purchase has ended."
+    text = (
+        f"Annual subscription refunded: {dollars(from_cents(total))} on credit note {note.id}; the purchase has ended."
+    )
     return redirect(request, "/seller/refunds", flash=("success", text))

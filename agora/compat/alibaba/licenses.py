@@ -50,6 +50,7 @@ from agora.models import (
     Seller,
     Subscription,
 )
+from agora.money import from_cents
 
 PRODUCT_TYPES = {
     "saas": "APP",
@@ -304,7 +305,7 @@ def describe_order_for_isv(db: Database, principal: Principal, params: Mapping[s
         offer = session.get(Offer, sub.offer_id) if sub.offer_id is not None else None
         if offer is not None and offer.total_cents is not None:
             cents += offer.total_cents
-    price = cents / 100  # the model's prices are floats; a float of whole cents is exact enough to print
+    price = float(from_cents(cents))  # the wire's prices are floats; whole cents print exactly
     period = PERIOD_TYPES.get(contract.duration_months) if contract else ("YEAR" if annual else None)
     answer: dict[str, Any] = {
         "OrderId": sub.id,
