@@ -134,6 +134,23 @@ def bad_text(document: Any, root: str = "", *, brackets: bool = False) -> list[t
     return found
 
 
+_BAD_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def json_may_hold_bad_text(body: bytes) -> bool:
+    """Whether parsing `body` as JSON may yield a string `text_problem` refuses; False only when it cannot, so a
+    caller may skip `bad_text`'s walk (the metering hot path). Strict UTF-8 without NUL bytes holds no lone
+    surrogate itself; only an escape can then spell one or a NUL. Anything else may: Python's JSON decoder
+    reads bytes with `surrogatepass` and detects UTF-16 and UTF-32 by their NUL bytes."""
+    if b"\x00" in body:
+        return True
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return True
+    return b"\\u" in body and _BAD_ESCAPE.search(body) is not None
+
+
 def clean_text(value: Any) -> Any:
     """`value` with every string made writable (NUL and lone surrogates become U+FFFD): for rendering what
     was stored before `check_text` guarded the edge."""
@@ -170,8 +187,7 @@ async def check_text(request: Request) -> None:
     # FastAPI reads a body without a content type as JSON too.
     if request.method in ("POST", "PUT", "PATCH") and (not content_type or "json" in content_type):
         body = await request.body()
-        # JSON can spell a surrogate or NUL only as an escape; a body without one needs no second look.
-        if b"\\u" in body:
+        if json_may_hold_bad_text(body):
             try:
                 document = json.loads(body)
             except (ValueError, RecursionError):

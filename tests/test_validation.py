@@ -17,11 +17,11 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from agora import audit
+from agora import audit, tasks
 from agora.app import API_ROUTERS
 from agora.db import Database
 from agora.models import Product
-from tests.factories.catalog import create_listing, lenient_client
+from tests.factories.catalog import create_listing, lenient_client, make_public
 from tests.factories.identities import Cast, add_cast
 
 TOO_BIG = 2**63
@@ -266,3 +266,30 @@ def test_a_listing_stored_with_a_lone_surrogate_still_reads(client: TestClient, 
         assert response.status_code == 200, response.text
     product_out = client.get("/api/v1/products/acme-x", headers=cast.seller.headers).json()
     assert "help \ufffd" in str(product_out) and "ok \U0001f600" in str(product_out)
+
+
+@pytest.mark.parametrize(
+    ("raw", "refused"),
+    [
+        (b'{"reason": "\xed\xa0\x80"}', True),  # a lone surrogate as UTF-8 bytes: Python's JSON decoder lets it in
+        ('{"reason": "\ud800"}'.encode("utf-16-le", "surrogatepass"), True),  # UTF-16, which it detects
+        ('{"reason": "x"}'.encode("utf-16"), False),
+    ],
+)
+def test_a_lone_surrogate_as_raw_bytes_is_refused_like_an_escaped_one(
+    client: TestClient, lenient: TestClient, cast: Cast, db: Database, raw: bytes, refused: bool
+) -> None:
+    """Python's `json.loads` decodes bytes with `surrogatepass`, so a body needs no `\\u` escape to spell one."""
+    tasks.register_all()
+    make_public(client, db, cast, "acme-raw")
+    response = lenient.post(
+        "/api/v1/products/acme-raw/restrict",
+        content=raw,
+        headers={**cast.seller.headers, "Content-Type": "application/json"},
+    )
+    if refused:
+        assert response.status_code == 422, response.text
+        assert [p["loc"] for p in response.json()["problems"]] == ["body.reason"]
+    else:
+        assert response.status_code == 200, response.text
+    assert lenient.get("/api/v1/audit", headers=cast.operator.headers).status_code == 200

@@ -927,6 +927,22 @@ def test_a_lone_surrogate_in_any_member_is_refused_naming_it(live: Live) -> None
     assert live.stored() == []
 
 
+def test_a_lone_surrogate_sent_as_raw_bytes_is_refused_too(live: Live) -> None:
+    """Without a JSON escape: Python's decoder reads bytes with `surrogatepass`, so the walk must not be skipped."""
+    body = (
+        b'{"ProductCode":"'
+        + SAAS.encode()
+        + b'","UsageRecords":[{"Timestamp":'
+        + str(int(live.hour.timestamp())).encode()
+        + b',"CustomerIdentifier":"a\xed\xa0\x80","Dimension":"users","Quantity":1}]}'
+    )
+    response = signed_post(live, "AWSMPMeteringService.BatchMeterUsage", body)
+    assert response.status_code == 400, response.text
+    assert response.json()["__type"] == "ValidationException"
+    assert response.json()["message"].startswith("UsageRecords[0].CustomerIdentifier ")
+    assert live.stored() == []
+
+
 def test_an_internal_fault_is_answered_in_the_aws_shape(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     from agora.compat.aws import protocol
 

@@ -28,7 +28,7 @@ from agora.db import Database
 from agora.metering import service as metering
 from agora.metering.records import SELLER_REPORTED, Allocation, Problem, Reading, Source
 from agora.models import Role
-from agora.validation import bad_text
+from agora.validation import bad_text, json_may_hold_bad_text
 
 log = logging.getLogger("agora.compat.aws")
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -130,7 +130,7 @@ def _json(body: bytes, target: str) -> dict[str, Any]:
         raise AwsError("SerializationException", "the request body nests arrays or objects too deeply") from None
     if not isinstance(payload, dict):
         raise AwsError("SerializationException", "the request body must be a JSON object")
-    problems = bad_text(payload, brackets=True)
+    problems = bad_text(payload, brackets=True) if json_may_hold_bad_text(body) else []
     if problems:
         # The entitlement service models one client error for its parameters; metering a generic one.
         code = "InvalidParameterException" if target.startswith("AWSMPEntitlementService.") else "ValidationException"
