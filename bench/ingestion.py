@@ -305,7 +305,12 @@ def probe(url: str, requests_file: Path, path: str) -> None:
 def stored(db: Database, product: str) -> int:
     with db.reader() as session:
         return int(
-            session.scalar(select(func.count()).select_from(UsageRecord).join(Product).where(Product.code == product))
+            session.scalar(
+                select(func.count())
+                .select_from(UsageRecord)
+                .join(Product, Product.id == UsageRecord.product_id)
+                .where(Product.code == product)
+            )
             or 0
         )
 

@@ -186,7 +186,11 @@ def _meter_through_both_while_one_is_killed(db: Database, db_url: str, ports: li
             assert answers.send(clients[index % 2], batches[index])
 
     with db.reader() as session:
-        stored = session.scalars(select(UsageRecord.record_id).join(Buyer).where(Buyer.account.like("92000%"))).all()
+        stored = session.scalars(
+            select(UsageRecord.record_id)
+            .join(Buyer, Buyer.id == UsageRecord.buyer_id)
+            .where(Buyer.account.like("92000%"))
+        ).all()
     assert answers.wrong == []  # every record Success, a retry answered with the first answer's id
     assert len(stored) == len(set(stored)) == 25 * len(batches)  # every record once
     assert set(before_restart.values()) <= set(stored)  # nothing answered Success before the kill was lost
