@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,24 @@ def fuzzed_app(_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory)
     db.dispose()
 
 
+# Cases sent per role and status class, counted over the module and printed at its end: the figure README
+# gives for `make fuzz` (hypothesis stops early on an operation whose inputs it has exhausted, so the count
+# is not simply examples × operations).
+SENT: Counter[tuple[str, str]] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\nfuzz cases, {EXAMPLES} examples an operation:")
+        for role in ROLES:
+            by_class = {status: n for (who, status), n in sorted(SENT.items()) if who == role}
+            detail = ", ".join(f"{status}: {n:,}" for status, n in by_class.items())
+            print(f"  {role}: {sum(by_class.values()):,} ({detail})")
+
+
 # The document is read from an app without a database (building it opens none); each case is sent to the
 # module's app. (A lazy `from_fixture` schema would be the natural fit, but it breaks on pytest 9's nodes.)
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(open_database("sqlite://")))
@@ -86,7 +105,8 @@ def _fuzz(role: str) -> Any:
     )
     def test(case: Any, fuzzed_app: Starlette) -> None:
         # An exception in the app propagates from here with a curl command that sends the case again.
-        case.call_and_validate(app=fuzzed_app, headers=headers, checks=CHECKS)
+        response = case.call_and_validate(app=fuzzed_app, headers=headers, checks=CHECKS)
+        SENT[role, f"{response.status_code // 100}xx"] += 1
 
     return test
 
