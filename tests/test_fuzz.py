@@ -76,6 +76,7 @@ SENT: Counter[tuple[str, str]] = Counter()
 def _report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     capture = request.config.pluginmanager.get_plugin("capturemanager")
+    assert capture is not None
     with capture.global_and_fixture_disabled():
         print(f"\nfuzz cases, {EXAMPLES} examples an operation:")
         for role in ROLES:
