@@ -260,6 +260,14 @@ def bill(
             invoices = runs.close(db, period, progress)
     except runs.PeriodOpen as exc:
         fail([f"--period: {exc} (now {clock.now():%Y-%m-%d %H:%M} UTC)"])
+    done, total = runs.invoiced(db, period)
+    if done < total:
+        err.print(
+            f"warning: {done} of {total} buyers of {period} invoiced; another worker holds the rest and has not"
+            f" moved for {runs.STALL_SECONDS:.0f} s. Run `agora bill --period {period}` again to finish the"
+            " month: a dead worker's jobs are taken back then, and nothing is invoiced twice.",
+            markup=False,
+        )
     if as_json:
         from agora.billing.service import BILL_KEYS, design_shape
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,13 +28,46 @@ def close(db: Database, period: str, progress: Progress | None = None) -> list[d
         request_close(session, period)
     # The last invoice job of the month to finish enqueues the sellers' payout (BIL-05), which this worker
     # runs too unless another worker gets to it first.
+    # Another worker (a server's) may be running some of the month's jobs: the run is over when none of them
+    # is running or due, not when this worker finds nothing to claim. A job whose worker died is waited for
+    # while anything else moves, then left to its lease (`STALL_SECONDS`): running this again takes it back.
     worker = jobs.Worker(db)
+    seen: tuple[Any, ...] | None = None
+    still_since = time.monotonic()
     for _ in range(IDLE_LIMIT):
         if progress is not None:
             progress(*invoiced(db, period))
-        if not worker.run_once():
+        if worker.run_once():
+            continue
+        pending = _in_progress(db, period)
+        if not pending:
             break
+        state = (pending, invoiced(db, period))
+        if state != seen:
+            seen, still_since = state, time.monotonic()
+        elif time.monotonic() - still_since > STALL_SECONDS:
+            break
+        time.sleep(POLL_SECONDS)
     return invoices_of(db, period)
+
+
+POLL_SECONDS = 0.2
+STALL_SECONDS = 30.0
+
+
+def _in_progress(db: Database, period: str) -> frozenset[tuple[int, str]]:
+    """The billing jobs of `period` running (in another worker: their lease has not lapsed, or this worker
+    would have claimed them) or due, as (id, state). A job waiting for a retry later, or next month's
+    scheduled run, is not waited for."""
+    now = clock.now()
+    with db.reader() as session:
+        rows = session.execute(
+            select(Job.id, Job.state, Job.payload).where(
+                Job.name.in_(BILLING_JOBS),
+                (Job.state == JobState.RUNNING.value) | ((Job.state == JobState.QUEUED.value) & (Job.run_at <= now)),
+            )
+        )
+        return frozenset((job_id, state) for job_id, state, payload in rows if payload.get("period") == period)
 
 
 def request_close(session: Session, period: str) -> bool:
@@ -48,7 +82,7 @@ def request_close(session: Session, period: str) -> bool:
 
 
 Progress = Callable[[int, int], None]
-IDLE_LIMIT = 10_000  # jobs one run works at most, as `Worker.run_until_idle`
+IDLE_LIMIT = 10_000  # rounds one run takes at most (a job, or a wait for another worker), as `Worker.run_until_idle`
 
 
 def invoiced(db: Database, period: str) -> tuple[int, int]:

@@ -230,3 +230,49 @@ def test_an_invoice_renders_as_a_pdf_for_those_who_may_see_it(
     assert f"Invoice {invoice['id']}" in text and "Total: 0.10 USD" in text and "10 users" in text
     other = client.get(f"/api/v1/invoices/{invoice['id']}/pdf", headers={"Authorization": "Bearer other-buyer-token"})
     assert other.status_code == 404
+
+
+def test_agora_bill_waits_for_the_months_jobs_another_worker_is_running(
+    db: Database, manual_clock: clock.ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`agora bill` beside a running server: the server's worker may claim one of the month's jobs after the
+    command started. The command answers with the month's invoices once that worker is done with it, not
+    with fewer as soon as it finds no job to claim."""
+    import threading
+
+    from agora import jobs
+    from agora.tasks import register_all
+
+    register_all()
+    manual_clock.set(T0)
+    metered_market(db, T0)
+    manual_clock.set(T0 + timedelta(days=3, hours=5))
+    meter(db, SAAS, "cust-1", "users", 10)
+    meter(db, SAAS, "cust-2", "users", 4)
+    meter(db, OTHER, "gx-1", "users", 100)
+    manual_clock.set(datetime(2026, 4, 2, tzinfo=UTC))
+    with db.unit_of_work() as session:
+        runs.request_close(session, "2026-03")
+    jobs.Worker(db, only=frozenset({"billing.close_period"})).run_once()  # the month's invoice job is queued
+
+    server = jobs.Worker(db, only=frozenset({"billing.invoice_buyers"}))
+    held: list[jobs.Claimed] = []
+    real_worker = jobs.Worker
+
+    def command_worker(db: Database) -> jobs.Worker:
+        # After the command took back what was leased, and before its own worker starts, the server claims.
+        claimed = server.claim()
+        assert claimed is not None
+        held.append(claimed)
+        return real_worker(db)
+
+    monkeypatch.setattr(jobs, "Worker", command_worker)
+    answered: list[list[dict[str, Any]]] = []
+    command = threading.Thread(target=lambda: answered.append(runs.close(db, "2026-03")))
+    command.start()
+    time.sleep(1.0)
+    assert command.is_alive() and answered == []  # waiting, not answering "0 invoices"
+    server._run(held[0])  # the server's worker finishes the invoice job
+    command.join(timeout=60)
+    assert not command.is_alive()
+    assert [(i["buyer"], i["total"]) for i in answered[0]] == [(BUYER, "1.10"), (OTHER_BUYER, "0.04")]
