@@ -28,7 +28,11 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
 
 # Foreign keys of usage_records that migration 0020 dropped on PostgreSQL only (dropping one on SQLite
 # rebuilds the table): the models no longer have them, SQLite databases still do.
-_SQLITE_ONLY_KEYS = ("fk_usage_records_buyer_id_buyers", "fk_usage_records_product_id_products")
+_SQLITE_ONLY_KEYS = (
+    "fk_usage_records_buyer_id_buyers",
+    "fk_usage_records_product_id_products",
+    "fk_usage_records_subscription_id_subscriptions",
+)
 
 
 def _include_sqlite(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

@@ -68,9 +68,10 @@ class UsageRecord(Base):
     record_id: Mapped[str] = mapped_column(String(36))  # the MeteringRecordId answered to the sender
     period_start: Mapped[int] = mapped_column(BigInteger)  # epoch seconds, UTC
     period_end: Mapped[int | None] = mapped_column(BigInteger)
-    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"))
-    # The subscription's product and buyer, copied so billing need not join; without foreign keys of their
-    # own, which cost every inserted row two lookups and row locks (migration 0020; SQLite keeps them).
+    # The subscription, and its product and buyer copied so billing need not join. No foreign keys: each cost
+    # every inserted row a lookup and a row lock, and only ingestion writes rows, naming the subscription it
+    # has just read; none of the three is ever deleted (migration 0020; SQLite databases keep theirs).
+    subscription_id: Mapped[int] = mapped_column(Integer)
     product_id: Mapped[int] = mapped_column(Integer)
     buyer_id: Mapped[int] = mapped_column(Integer)
     dimension: Mapped[str] = mapped_column(String(160))
