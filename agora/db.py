@@ -30,6 +30,7 @@ from agora.config import Settings, get_settings
 from agora.validation import clean_text
 
 HOT_CONNECTIONS = 8  # PostgreSQL connections a process keeps for metering: its database threads (compat.endpoint)
+GROUP_LANES = {"postgresql": 2}  # group commits of a process at once (`GroupCommit`); SQLite has one writer
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 T = TypeVar("T")
 
@@ -118,7 +119,9 @@ class Database:
     group: GroupCommit = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.group = GroupCommit(self)
+        # SQLite has one writer at a time; PostgreSQL takes concurrent ones, and while one group's insert runs
+        # on the server (one core), the next can be inserting on the other instead of queuing behind it.
+        self.group = GroupCommit(self, lanes=GROUP_LANES.get(self.dialect, 1))
 
     @property
     def dialect(self) -> str:
@@ -226,6 +229,7 @@ class _Job(Generic[T]):
     work: Callable[[Connection], T]
     wake: threading.Event = field(default_factory=threading.Event)
     finished: bool = False
+    turn: bool = False  # handed a lane: commit the next group
     result: T | None = None
     error: BaseException | None = None
 
@@ -245,43 +249,58 @@ class GroupCommit:
     returns only after its own work is committed, so nothing answered is less durable than a unit of work of
     its own. If a group fails, each of its jobs is run again alone, so one bad job fails only its own caller:
     jobs must therefore be functions of the connection alone (nothing done before a rollback may stick).
+
+    `lanes` groups may be committed at once, each by its own leader (PostgreSQL: 2). A writer handed a lane
+    whose own write another lane took meanwhile commits what is queued, or gives the lane back, and waits.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, lanes: int = 1) -> None:
         self._db = db
+        self._lanes = lanes  # groups committed at once (a turn per lane)
         self._mutex = threading.Lock()
         self._queue: list[_Job[Any]] = []
-        self._leading = False
+        self._leaders = 0  # turns taken
 
     def run(self, work: Callable[[Connection], T]) -> T:
         job = _Job(work)
         with self._mutex:
             self._queue.append(job)
-            leader = not self._leading
-            self._leading = True
-        if not leader:
-            job.wake.wait()
-            if job.finished:
+            if self._leaders < self._lanes:
+                self._leaders += 1
+                job.turn = True
+        while True:
+            with self._mutex:
+                turn, job.turn, finished = job.turn, False, job.finished
+            if turn:  # commit what is queued (this job, unless another lane took it meanwhile)
+                self._lead()
+                continue
+            if finished:
                 return job.outcome()
-        self._lead()  # this job is still queued: the group taken now includes it
-        return job.outcome()
+            job.wake.wait()
+            job.wake.clear()  # before the flags are read again: a wake set after this is not lost
 
     def _lead(self) -> None:
         with self._mutex:
             group, self._queue = self._queue, []
         try:
-            self._commit(group)
+            if group:
+                self._commit(group)
         finally:
             for job in group:
                 if not job.finished:  # interrupted (BaseException): the caller must not wait for ever
                     job.error = job.error or RuntimeError("the group commit was interrupted")
                     job.finished = True
-                job.wake.set()
             with self._mutex:
-                if self._queue:
-                    self._queue[0].wake.set()  # not finished: it leads the next group
+                # The oldest waiting writer not yet handed a lane (another lane may have handed one to the oldest).
+                following = next((job for job in self._queue if not job.turn), None)
+                if following is not None:
+                    following.turn = True  # the oldest waiting writer commits the next group, in this lane
                 else:
-                    self._leading = False
+                    self._leaders -= 1
+            for job in group:
+                job.wake.set()
+            if following is not None:
+                following.wake.set()
 
     def _commit(self, group: list[_Job[Any]]) -> None:
         try:

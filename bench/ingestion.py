@@ -148,8 +148,9 @@ def populate(db: Database, customers: int, at: datetime) -> None:
 
 
 def records(customers: int, now: datetime) -> Iterator[tuple[int, str, int]]:
-    """Distinct (customer, dimension, hour) keys, oldest hour first, as the window allows."""
-    base = now.replace(minute=0, second=0, microsecond=0)
+    """Distinct (customer, dimension, hour) keys, oldest hour first, as the window allows. The newest hour's
+    records are a minute into it: its start two minutes ago, so none is in the future at run time."""
+    base = (now - timedelta(minutes=2)).replace(minute=0, second=0, microsecond=0)
     for h in range(HOURS - 1, -1, -1):
         ts = int((base - timedelta(hours=h)).timestamp()) + (60 if h == 0 else 0)
         for d in DIMENSIONS:

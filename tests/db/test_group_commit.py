@@ -4,13 +4,14 @@ only after its own write is committed, and one failing write fails only its own 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
 
-from agora.db import Database, run_group
+from agora.db import Database, GroupCommit, run_group
 from agora.models import Buyer
 
 
@@ -118,3 +119,38 @@ def test_combined_jobs_of_concurrent_threads_are_each_committed_before_they_retu
         assert list(pool.map(write, range(48))) == list(range(48))
     assert sum(_Combined.calls) == 48
     assert _count(db) == 48
+
+
+@pytest.mark.parametrize("lanes", [2, 3])
+def test_several_lanes_commit_every_write_once_and_give_every_lane_back(db: Database, lanes: int) -> None:
+    """PostgreSQL commits groups in two lanes at once. With more writers than lanes, a writer handed a lane may
+    find its own write taken by the other lane: every write is still committed once before its caller returns,
+    and when all is done no lane is left taken (a lost lane would leave the next writers queuing for ever)."""
+    if db.dialect != "postgresql":
+        pytest.skip("concurrent writers: PostgreSQL")
+    group = GroupCommit(db, lanes=lanes)
+    in_flight = 0
+    most = 0
+    lock = threading.Lock()
+
+    def slow_add(n: int) -> Callable[[Connection], int]:
+        def work(connection: Connection) -> int:
+            nonlocal in_flight, most
+            with lock:
+                in_flight += 1
+                most = max(most, in_flight)
+            connection.execute(insert(Buyer).values(account=f"{710000000000 + n}", email=f"l{n}@group.example"))
+            time.sleep(0.002)
+            with lock:
+                in_flight -= 1
+            return n
+
+        return work
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda n: group.run(slow_add(n)), range(300)))
+    assert results == list(range(300))
+    with db.reader() as session:
+        assert session.scalar(select(func.count()).where(Buyer.email.like("l%@group.example"))) == 300
+    assert group._leaders == 0 and group._queue == []
+    assert 1 < most <= lanes  # the lanes were used at once, never more of them
