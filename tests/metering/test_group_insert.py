@@ -143,3 +143,32 @@ def test_a_connection_the_server_dropped_is_retried_once_and_stores_once_MTR_05(
     outcomes = metering.ingest_in(db, seller, readings, source=Source.SELLER)
     assert [o.status for o in outcomes] == [Status.ACCEPTED, Status.ACCEPTED]
     assert _count(db) == 3
+
+
+@pytest.mark.rule("MTR-05")
+def test_an_insert_that_lost_a_deadlock_is_tried_again_and_stores_once_MTR_05(
+    db: Database, seller: Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two transactions inserting some of the same keys in opposite orders (a retry sent to another server, or
+    to the other commit lane of the same one, while its first attempt is being written) may deadlock:
+    PostgreSQL fails one, and that request is tried once more — answered, each record stored once."""
+    if db.dialect != "postgresql":
+        pytest.skip("deadlocks between writers: PostgreSQL")
+    import psycopg
+
+    real = metering._insert_postgres
+    calls: list[int] = []
+
+    def lose_the_first(session: object, rows: list[dict[str, object]]) -> set[str]:
+        calls.append(len(rows))
+        if len(calls) == 1:
+            real(session, rows)  # written, then the transaction is the deadlock's victim: rolled back
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return real(session, rows)
+
+    monkeypatch.setattr(metering, "_insert_postgres", lose_the_first)
+    readings = [Reading(SAAS, d, 3, HOURS[2], customer_identifier="group-2") for d in ("users", "requests")]
+    outcomes = metering.ingest_in(db, seller, readings, source=Source.SELLER)
+    assert [o.status for o in outcomes] == [Status.ACCEPTED, Status.ACCEPTED]
+    assert calls == [2, 2]
+    assert _count(db) == 2
