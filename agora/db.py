@@ -291,10 +291,10 @@ class GroupCommit:
                     job.error = job.error or RuntimeError("the group commit was interrupted")
                     job.finished = True
             with self._mutex:
-                # The oldest waiting writer not yet handed a lane (another lane may have handed one to the oldest).
+                # The oldest waiting writer not handed a lane already (by another lane) commits the next group.
                 following = next((job for job in self._queue if not job.turn), None)
                 if following is not None:
-                    following.turn = True  # the oldest waiting writer commits the next group, in this lane
+                    following.turn = True
                 else:
                     self._leaders -= 1
             for job in group:

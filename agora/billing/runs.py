@@ -27,10 +27,10 @@ def close(db: Database, period: str, progress: Progress | None = None) -> list[d
     with db.unit_of_work() as session:
         request_close(session, period)
     # The last invoice job of the month to finish enqueues the sellers' payout (BIL-05), which this worker
-    # runs too unless another worker gets to it first.
-    # Another worker (a server's) may be running some of the month's jobs: the run is over when none of them
-    # is running or due, not when this worker finds nothing to claim. A job whose worker died is waited for
-    # while anything else moves, then left to its lease (`STALL_SECONDS`): running this again takes it back.
+    # runs too unless another worker gets to it first. Another worker (a server's) may be running some of the
+    # month's jobs: the run is over when none of them is running or due, not when this worker finds nothing
+    # to claim. A job whose worker died is waited for while anything moves, then left to its lease
+    # (`STALL_SECONDS`): running this again takes it back.
     worker = jobs.Worker(db)
     seen: tuple[Any, ...] | None = None
     still_since = time.monotonic()
@@ -42,7 +42,7 @@ def close(db: Database, period: str, progress: Progress | None = None) -> list[d
         pending = _in_progress(db, period)
         if not pending:
             break
-        state = (pending, invoiced(db, period))
+        state = (pending, invoiced(db, period))  # read only while waiting: nothing per job without `progress`
         if state != seen:
             seen, still_since = state, time.monotonic()
         elif time.monotonic() - still_since > STALL_SECONDS:

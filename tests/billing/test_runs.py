@@ -40,6 +40,16 @@ def meter(db: Database, product: str, customer: str, dimension: str, quantity: i
         assert outcome.ok, outcome
 
 
+def march_usage(db: Database, manual_clock: clock.ManualClock) -> None:
+    """The metering market from March 1st, two buyers' usage on March 4th (BUYER 1.10, OTHER_BUYER 0.04)."""
+    manual_clock.set(T0)
+    metered_market(db, T0)
+    manual_clock.set(T0 + timedelta(days=3, hours=5))
+    meter(db, SAAS, "cust-1", "users", 10)
+    meter(db, SAAS, "cust-2", "users", 4)
+    meter(db, OTHER, "gx-1", "users", 100)
+
+
 def counts(db: Database) -> tuple[int, int]:
     """Monthly invoices and their lines (the market's manifest contracts also made upfront invoices)."""
     with db.reader() as session:
@@ -51,12 +61,7 @@ def counts(db: Database) -> tuple[int, int]:
 
 @pytest.mark.rule("BIL-03")
 def test_closing_a_month_twice_invoices_once_BIL_03(db: Database, manual_clock: clock.ManualClock) -> None:
-    manual_clock.set(T0)
-    metered_market(db, T0)
-    manual_clock.set(T0 + timedelta(days=3, hours=5))
-    meter(db, SAAS, "cust-1", "users", 10)
-    meter(db, SAAS, "cust-2", "users", 4)
-    meter(db, OTHER, "gx-1", "users", 100)
+    march_usage(db, manual_clock)
     with pytest.raises(runs.PeriodOpen):
         runs.close(db, "2026-03")
     manual_clock.set(datetime(2026, 4, 2, tzinfo=UTC))
@@ -244,12 +249,7 @@ def test_agora_bill_waits_for_the_months_jobs_another_worker_is_running(
     from agora.tasks import register_all
 
     register_all()
-    manual_clock.set(T0)
-    metered_market(db, T0)
-    manual_clock.set(T0 + timedelta(days=3, hours=5))
-    meter(db, SAAS, "cust-1", "users", 10)
-    meter(db, SAAS, "cust-2", "users", 4)
-    meter(db, OTHER, "gx-1", "users", 100)
+    march_usage(db, manual_clock)
     manual_clock.set(datetime(2026, 4, 2, tzinfo=UTC))
     with db.unit_of_work() as session:
         runs.request_close(session, "2026-03")
