@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 from agora import jobs
 from agora.billing import rating, refunds
 from agora.billing.rating import month_bounds, next_period, period_of
-from agora.billing.service import CLOSE_DELAY, rating_terms
+from agora.billing.service import CLOSE_DELAY, Issued, rating_terms
+from agora.bulk import among
 from agora.catalog.schemas import ML_KINDS
 from agora.metering.records import from_epoch
 from agora.models import Invoice, InvoiceLine, Product, Subscription, UsageRecord
@@ -41,7 +42,7 @@ PREVIEW_REASON = (
 )
 
 
-def after_monthly_invoices(session: Session, invoices: Sequence[Invoice]) -> None:
+def after_monthly_invoices(session: Session, invoices: Sequence[Invoice | Issued]) -> None:
     """What the month's close does right after it writes these monthly invoices, in the same transaction."""
     if invoices:
         refund_preview_charges(session, invoices)
@@ -57,7 +58,7 @@ def in_preview(product: Product) -> bool:
     return product.kind in ML_KINDS and bool(((product.listing or {}).get("ml") or {}).get("preview"))
 
 
-def refund_preview_charges(session: Session, invoices: Sequence[Invoice]) -> list[Invoice]:
+def refund_preview_charges(session: Session, invoices: Sequence[Invoice | Issued]) -> list[Invoice]:
     """One credit note per invoice refunding, in full, its lines of products in preview."""
     previews = [p.id for p in session.scalars(select(Product).where(Product.kind.in_(ML_KINDS))) if in_preview(p)]
     if not previews:
@@ -66,7 +67,7 @@ def refund_preview_charges(session: Session, invoices: Sequence[Invoice]) -> lis
     for line in session.scalars(
         select(InvoiceLine)
         .where(
-            InvoiceLine.invoice_id.in_([invoice.id for invoice in invoices]),
+            among(session, InvoiceLine.invoice_id, [invoice.id for invoice in invoices]),
             InvoiceLine.product_id.in_(previews),
             InvoiceLine.amount_cents > 0,
         )

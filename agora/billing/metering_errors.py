@@ -27,7 +27,8 @@ from agora import audit, clock
 from agora.auth import Principal
 from agora.billing import automatic, rating
 from agora.billing.rating import month_bounds, period_of
-from agora.billing.service import CLOSE_DELAY, invoice_json, rating_terms
+from agora.billing.service import CLOSE_DELAY, Issued, invoice_json, rating_terms
+from agora.bulk import among
 from agora.errors import Forbidden, Invalid, NotFound
 from agora.metering.records import from_epoch
 from agora.models import Invoice, InvoiceLine, MeteringError, Product, Role, Subscription, UsageRecord
@@ -109,7 +110,7 @@ def confirm(session: Session, principal: Principal, record_ids: Sequence[int], r
     return result
 
 
-def credit_new_invoices(session: Session, invoices: Sequence[Invoice]) -> list[Invoice]:
+def credit_new_invoices(session: Session, invoices: Sequence[Invoice | Issued]) -> list[Invoice]:
     """Right after a month's invoices are written: errors confirmed once the month could no longer leave
     their records out (its close was due) but before the buyer's invoice existed are credited now."""
     periods = {invoice.period for invoice in invoices}
@@ -118,7 +119,7 @@ def credit_new_invoices(session: Session, invoices: Sequence[Invoice]) -> list[I
     # `error_id IS NOT NULL` lets the partial index answer this without touching the month's records.
     rows = session.execute(
         select(c.error_id, c.buyer_id, c.period_start).where(
-            c.error_id.is_not(None), c.voided_at.is_(None), c.buyer_id.in_({i.buyer_id for i in invoices})
+            c.error_id.is_not(None), c.voided_at.is_(None), among(session, c.buyer_id, {i.buyer_id for i in invoices})
         )
     )
     pending: set[tuple[int, int]] = set()

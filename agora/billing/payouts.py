@@ -15,12 +15,13 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from agora import jobs
 from agora.billing.automatic import PREVIEW
 from agora.billing.rating import INFRASTRUCTURE, SOFTWARE, month_bounds
+from agora.bulk import AnyRow, insert_rows
 from agora.models import (
     Disbursement,
     DisbursementLine,
@@ -50,8 +51,16 @@ PASS_THROUGH_NOTE = (
 def disburse(session: Session, period: str) -> list[Disbursement]:
     """Create the period's disbursements for every seller with billed lines not yet paid out."""
     paid_out = select(DisbursementLine.invoice_line_id)
-    rows = session.execute(
-        select(InvoiceLine, Product)
+    rows = session.execute(  # rows, not objects: a month has a line or more per buyer
+        select(
+            InvoiceLine.id,
+            InvoiceLine.invoice_id,
+            InvoiceLine.seller_id,
+            InvoiceLine.amount_cents,
+            Product.kind,
+            Product.pricing_family,
+            Product.listing,
+        )
         .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
         .join(Product, Product.id == InvoiceLine.product_id)
         .where(
@@ -62,9 +71,9 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
         )
         .order_by(InvoiceLine.seller_id, InvoiceLine.id)
     ).all()
-    by_seller: dict[int, list[tuple[InvoiceLine, Product]]] = defaultdict(list)
-    for line, product in rows:
-        by_seller[line.seller_id].append((line, product))
+    by_seller: dict[int, list[AnyRow]] = defaultdict(list)
+    for row in rows:
+        by_seller[row.seller_id].append(row)
     withheld_lines, withheld_notes = _preview_refunds(session, period)
     made = []
     rates: dict[tuple[str, str, bool], Decimal] = {}
@@ -78,7 +87,7 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
         session.add(disbursement)
         session.flush()
         statement: list[dict[str, Any]] = []  # a month's lines: written in one statement, not one object each
-        for line, product in lines:
+        for line in lines:
             if line.id in withheld_lines or line.invoice_id in withheld_notes:
                 statement.append(
                     {
@@ -91,7 +100,7 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
                     }
                 )
                 continue
-            key = (product.kind, product.pricing_family or "", _open(product))
+            key = (line.kind, line.pricing_family or "", bool((line.listing or {}).get("open_source")))
             if key not in rates:
                 rates[key] = fee_percent(session, key[0], key[1], open_source=key[2])
             percent = rates[key]
@@ -109,7 +118,7 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
             disbursement.gross_cents += line.amount_cents
             disbursement.fee_cents += fee
         disbursement.net_cents = disbursement.gross_cents - disbursement.fee_cents
-        session.execute(insert(STATEMENT_LINES), statement)
+        insert_rows(session.connection(), STATEMENT_LINES, statement)
         made.append(disbursement)
     session.flush()
     return made
@@ -124,10 +133,6 @@ def _preview_refunds(session: Session, period: str) -> tuple[set[int], set[int]]
         .where(Refund.kind == PREVIEW, Invoice.period == period)
     ).all()
     return {line_id for line_id, _ in rows}, {note_id for _, note_id in rows}
-
-
-def _open(product: Product) -> bool:
-    return bool((product.listing or {}).get("open_source"))
 
 
 @jobs.handler("billing.disburse")

@@ -121,7 +121,7 @@ def _retake(session: Session, period: str) -> None:
 
 def invoices_of(db: Database, period: str, kind: str | None = "monthly") -> list[dict[str, Any]]:
     with db.reader() as session:
-        query = select(Invoice).where(Invoice.period == period).order_by(Invoice.buyer_id, Invoice.id)
+        query = select(*service.INVOICE_COLUMNS).where(Invoice.period == period)
         if kind is not None:
             query = query.where(Invoice.kind == kind)
-        return service.invoices_json(session, session.scalars(query).all())
+        return service.invoices_json(session, session.execute(query.order_by(Invoice.buyer_id, Invoice.id)).all())

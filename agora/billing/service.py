@@ -17,14 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, text
+from sqlalchemy import Connection, Engine, Table, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from agora import clock, jobs
 from agora.billing import rating
 from agora.billing.rating import Line, month_bounds, next_period, period_of
+from agora.bulk import AnyRow, among, insert_rows
 from agora.metering.records import from_epoch
 from agora.metering.service import periods_lock
 from agora.models import (
@@ -46,6 +47,7 @@ from agora.money import from_cents, round_cents, to_cents
 from agora.pricing.service import versions
 from agora.pricing.versions import Version
 
+INVOICES: Table = Invoice.__table__  # type: ignore[assignment]
 LINES: Table = InvoiceLine.__table__  # type: ignore[assignment]
 ROLLUPS: Table = UsageRollup.__table__  # type: ignore[assignment]
 CLOSE_DELAY = timedelta(hours=24)  # BIL-03: a period closes 24 hours after its end
@@ -119,8 +121,8 @@ def _issue(
     existing = session.scalar(select(Invoice).where(Invoice.source == source))
     if existing is not None:
         return existing
-    [invoice] = _issue_many(session, [(source, buyer_id, lines)], kind, issued_at, period_of(issued_at))
-    return invoice
+    [issued] = _issue_many(session, [(source, buyer_id, lines)], kind, issued_at, period_of(issued_at))
+    return session.get_one(Invoice, issued.id)
 
 
 @jobs.handler("billing.offer_instalment")
@@ -150,7 +152,8 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
     if session.get(BillingPeriod, period) is None:
         session.add(BillingPeriod(period=period, closed_at=clock.now()))
         session.flush()
-    subscriptions = session.scalars(select(Subscription).where(_active_in(start, end))).all()
+    connection = session.connection()
+    subscriptions = connection.execute(select(*TERMS_COLUMNS).where(_active_in(start, end))).all()
     catalog = _Terms(session, subscriptions)
     grains: dict[str, list[int]] = defaultdict(list)
     tiers = []
@@ -164,15 +167,17 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
     buyer_of = {subscription.id: subscription.buyer_id for subscription in subscriptions}
     missing = {row["subscription_id"] for row in rows} - buyer_of.keys()
     if missing:  # usage outside a subscription's active time is refused, but a rollup never drops a row
-        found = session.execute(select(Subscription.id, Subscription.buyer_id).where(Subscription.id.in_(missing)))
-        buyer_of.update({subscription_id: buyer_id for subscription_id, buyer_id in found})
-    if rows:
-        session.execute(
-            insert(ROLLUPS),
-            [{"period": period, "late": False, "buyer_id": buyer_of[row["subscription_id"]], **row} for row in rows],
+        found = connection.execute(
+            select(Subscription.id, Subscription.buyer_id).where(among(session, Subscription.id, missing))
         )
-    session.execute(_LATE_ROLLUP, {"period": period, "billed_in": period, "late": True})
-    buyers = set(session.scalars(select(UsageRollup.buyer_id).where(UsageRollup.period == period).distinct()))
+        buyer_of.update({subscription_id: buyer_id for subscription_id, buyer_id in found})
+    insert_rows(
+        connection,
+        ROLLUPS,
+        [{"period": period, "late": False, "buyer_id": buyer_of[row["subscription_id"]], **row} for row in rows],
+    )
+    connection.execute(_LATE_ROLLUP, {"period": period, "billed_in": period, "late": True})
+    buyers = set(connection.scalars(select(UsageRollup.buyer_id).where(UsageRollup.period == period).distinct()))
     buyers |= {subscription.buyer_id for subscription in subscriptions}
     ordered = sorted(buyers)
     for first in range(0, len(ordered), BUYERS_PER_JOB):
@@ -354,25 +359,26 @@ def invoice_buyers(session: Session, payload: dict[str, Any]) -> None:
 def monthly_invoice(session: Session, buyer_id: int, period: str) -> Invoice | None:
     """The buyer's invoice for `period`: one line per product × charge (BIL-01). None when nothing is owed
     and nothing was used."""
-    return monthly_invoices(session, [buyer_id], period).get(buyer_id)
+    invoice_id = monthly_invoices(session, [buyer_id], period).get(buyer_id)
+    return None if invoice_id is None else session.get_one(Invoice, invoice_id)
 
 
-def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) -> dict[int, Invoice]:
+def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) -> dict[int, int]:
     """`monthly_invoice` for many buyers, reading what they share once (each buyer's invoice is still its
-    own, with its own unique source, so a repeated or resumed run writes nothing twice)."""
+    own, with its own unique source, so a repeated or resumed run writes nothing twice): buyer → invoice id.
+    Core rows throughout, not ORM objects: a month's close runs this for every buyer."""
     start, end = month_bounds(period)
-    sources = {buyer_id: f"monthly:{buyer_id}:{period}" for buyer_id in buyer_ids}
-    done = {
-        invoice.buyer_id: invoice
-        for invoice in session.scalars(select(Invoice).where(Invoice.source.in_(sources.values())))
-    }
+    sources = {f"monthly:{buyer_id}:{period}": buyer_id for buyer_id in buyer_ids}
+    connection = session.connection()
+    found = connection.execute(select(Invoice.source, Invoice.id).where(among(session, Invoice.source, sources)))
+    done = {sources[source]: invoice_id for source, invoice_id in found}
     todo = [buyer_id for buyer_id in buyer_ids if buyer_id not in done]
     if not todo:
         return done
     usage: dict[int, list[rating.Usage]] = defaultdict(list)
     late: dict[int, list[rating.Usage]] = defaultdict(list)
     instants: dict[int, datetime] = {}
-    rows = session.connection().execute(  # Core, not ORM: a month of rows is read here
+    rows = connection.execute(
         select(
             UsageRollup.subscription_id,
             UsageRollup.hour,
@@ -383,7 +389,11 @@ def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) ->
             UsageRollup.records,
             UsageRollup.late,
             UsageRollup.tier,
-        ).where(UsageRollup.period == period, UsageRollup.buyer_id.in_(todo))
+        ).where(
+            UsageRollup.period == period,
+            UsageRollup.buyer_id.between(min(todo), max(todo)),  # an index range, whatever the statistics say
+            among(session, UsageRollup.buyer_id, todo),
+        )
     )
     for subscription_id, hour, last_hour, dimension, resource, quantity, records, is_late, tier in rows.all():
         first = instants.get(hour)
@@ -395,9 +405,12 @@ def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) ->
         (late if is_late else usage)[subscription_id].append(
             rating.Usage(first, dimension, quantity, resource, last, records, tier)
         )
-    subscriptions = session.scalars(
-        select(Subscription)
-        .where(Subscription.buyer_id.in_(todo), _active_in(start, end) | Subscription.id.in_([*usage, *late]))
+    subscriptions = connection.execute(
+        select(*TERMS_COLUMNS)
+        .where(
+            among(session, Subscription.buyer_id, todo),
+            _active_in(start, end) | among(session, Subscription.id, [*usage, *late]),
+        )
         .order_by(Subscription.id)
     ).all()
     catalog = _Terms(session, subscriptions)
@@ -414,22 +427,33 @@ def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) ->
             key=lambda line: (line.product, line.charge, line.instance_type or "", line.dimension or ""),
         )
         if lines:
-            issued.append((sources[buyer_id], buyer_id, lines))
+            issued.append((f"monthly:{buyer_id}:{period}", buyer_id, lines))
     created = _issue_many(session, issued, "monthly", end, period)
     for invoice in created:
-        done[invoice.buyer_id] = invoice
+        done[invoice.buyer_id] = invoice.id
     from agora.billing import automatic  # imports this module
 
     automatic.after_monthly_invoices(session, created)  # BIL-05 preview refunds, RFD-02 metering errors
     return done
 
 
+class Issued(NamedTuple):
+    """An invoice just written by `_issue_many` (its row, without loading it back as an object)."""
+
+    id: int
+    source: str
+    buyer_id: int
+    period: str
+    issued_at: datetime
+
+
 def _issue_many(
     session: Session, invoices: Sequence[tuple[str, int, Sequence[Line]]], kind: str, issued_at: datetime, period: str
-) -> list[Invoice]:
+) -> list[Issued]:
     """Insert many invoices and their lines in two statements (a month closes 10,000 buyers at a time)."""
     if not invoices:
         return []
+    now = clock.now()
     rows = [
         {
             "source": source,
@@ -440,19 +464,20 @@ def _issue_many(
             "currency": "USD",
             "total_cents": sum(to_cents(line.amount) for line in lines),  # BIL-04: the sum of rounded lines
             "issued_at": issued_at,
-            "created_at": clock.now(),
+            "created_at": now,
         }
         for source, buyer_id, lines in invoices
     ]
-    created = session.scalars(insert(Invoice).returning(Invoice, sort_by_parameter_order=True), rows).all()
-    products = {p.code: p for p in session.scalars(select(Product))}
+    connection = session.connection()
+    written = dict(insert_rows(connection, INVOICES, rows, returning=(INVOICES.c.source, INVOICES.c.id)))
+    products = {code: (product_id, seller_id) for product_id, code, seller_id in connection.execute(_PRODUCT_SELLERS)}
     line_rows = [
         {
-            "invoice_id": invoice.id,
+            "invoice_id": written[source],
             "position": position,
             "subscription_id": line.subscription_id,
-            "product_id": products[line.product].id,
-            "seller_id": products[line.product].seller_id,
+            "product_id": products[line.product][0],
+            "seller_id": products[line.product][1],
             "category": line.category,
             "charge": line.charge,
             "instance_type": line.instance_type,
@@ -462,17 +487,33 @@ def _issue_many(
             "amount_cents": to_cents(line.amount),
             "explain": line.explain,
         }
-        for invoice, (_, _, lines) in zip(created, invoices, strict=True)
+        for source, _, lines in invoices
         for position, line in enumerate(lines)
     ]
-    session.execute(insert(LINES), line_rows)
-    return list(created)
+    insert_rows(connection, LINES, line_rows)
+    return [Issued(written[source], source, buyer_id, period, issued_at) for source, buyer_id, _ in invoices]
+
+
+_PRODUCT_SELLERS = select(Product.id, Product.code, Product.seller_id)
+
+
+# What rating needs of a subscription: the ORM object, or these columns of it read as a row.
+TERMS_COLUMNS = (
+    Subscription.id,
+    Subscription.buyer_id,
+    Subscription.product_id,
+    Subscription.offer_id,
+    Subscription.started_at,
+    Subscription.ended_at,
+    Subscription.trial_ends_at,
+)
+Terms = Subscription | AnyRow
 
 
 class _Terms:
     """Price versions, offers and annual purchases of a batch of subscriptions, each read once."""
 
-    def __init__(self, session: Session, subscriptions: Sequence[Subscription]) -> None:
+    def __init__(self, session: Session, subscriptions: Sequence[Terms]) -> None:
         self.session = session
         ids = [s.id for s in subscriptions]
         self.products = {
@@ -481,10 +522,10 @@ class _Terms:
         }
         self.versions: dict[int, list[Version]] = {}
         self.annual: dict[int, list[rating.Annual]] = defaultdict(list)
-        for a in session.scalars(select(AnnualPurchase).where(AnnualPurchase.subscription_id.in_(ids))):
+        for a in session.scalars(select(AnnualPurchase).where(among(session, AnnualPurchase.subscription_id, ids))):
             self.annual[a.subscription_id].append(rating.Annual(a.instance_type, a.quantity, a.starts_at, a.ends_at))
 
-    def of(self, subscription: Subscription) -> rating.Subscription:
+    def of(self, subscription: Terms) -> rating.Subscription:
         product = self.products[subscription.product_id]
         if subscription.offer_id is not None:
             offer = self.session.get_one(Offer, subscription.offer_id)
@@ -515,25 +556,49 @@ def rating_terms(session: Session, subscriptions: Sequence[Subscription]) -> dic
 # --- reading invoices back -----------------------------------------------------------------------------------
 
 
-def invoices_json(session: Session, invoices: Sequence[Invoice]) -> list[dict[str, Any]]:
-    """Many invoices in the `invoice_json` shape, read with one query for all their lines."""
-    lines: dict[int, list[tuple[InvoiceLine, str]]] = defaultdict(list)
-    ids = [invoice.id for invoice in invoices]
-    for first in range(0, len(ids), 500):
-        query = (
-            select(InvoiceLine, Product.code)
-            .join(Product, Product.id == InvoiceLine.product_id)
-            .where(InvoiceLine.invoice_id.in_(ids[first : first + 500]))
-            .order_by(InvoiceLine.invoice_id, InvoiceLine.position)
-        )
-        for line, code in session.execute(query):
-            lines[line.invoice_id].append((line, code))
-    buyers = select(Buyer.id, Buyer.account).where(Buyer.id.in_({i.buyer_id for i in invoices}))
+def invoices_json(session: Session, invoices: Sequence[Invoice | AnyRow]) -> list[dict[str, Any]]:
+    """Many invoices (objects, or rows of `INVOICE_COLUMNS`) in the `invoice_json` shape, their lines read
+    in one query as rows."""
+    lines: dict[int, list[tuple[Any, str]]] = defaultdict(list)
+    query = (
+        select(*LINE_COLUMNS, Product.code)
+        .join(Product, Product.id == InvoiceLine.product_id)
+        .where(among(session, InvoiceLine.invoice_id, [invoice.id for invoice in invoices]))
+        .order_by(InvoiceLine.invoice_id, InvoiceLine.position)
+    )
+    for line in session.execute(query):
+        lines[line.invoice_id].append((line, line.code))
+    buyers = select(Buyer.id, Buyer.account).where(among(session, Buyer.id, {i.buyer_id for i in invoices}))
     accounts = {buyer_id: account for buyer_id, account in session.execute(buyers)}
     return [
         _invoice_document(invoice, accounts[invoice.buyer_id], lines[invoice.id], invoice.total_cents)
         for invoice in invoices
     ]
+
+
+# What an invoice document shows, read as rows rather than objects where many are shown at once.
+INVOICE_COLUMNS = (
+    Invoice.id,
+    Invoice.buyer_id,
+    Invoice.period,
+    Invoice.kind,
+    Invoice.state,
+    Invoice.issued_at,
+    Invoice.currency,
+    Invoice.total_cents,
+    Invoice.corrects_id,
+)
+LINE_COLUMNS = (
+    InvoiceLine.invoice_id,
+    InvoiceLine.category,
+    InvoiceLine.charge,
+    InvoiceLine.instance_type,
+    InvoiceLine.dimension,
+    InvoiceLine.quantity,
+    InvoiceLine.unit_price,
+    InvoiceLine.amount_cents,
+    InvoiceLine.explain,
+)
 
 
 CATEGORIES = (rating.SOFTWARE, rating.INFRASTRUCTURE)
@@ -551,7 +616,7 @@ def design_shape(document: dict[str, Any], keys: Sequence[str] = SIMULATE_KEYS) 
 
 
 def _invoice_document(
-    invoice: Invoice, account: str, rows: Sequence[tuple[InvoiceLine, str]], total_cents: int
+    invoice: Invoice | AnyRow, account: str, rows: Sequence[tuple[InvoiceLine | AnyRow, str]], total_cents: int
 ) -> dict[str, Any]:
     """Each line says whether it is a software or an infrastructure charge, and `subtotals` sums each
     apart (LST-10)."""

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from agora import clock, observability
 from agora.auth import Principal
 from agora.billing.rating import month_bounds, next_period, period_of
+from agora.bulk import array_literal
 from agora.config import get_settings
 from agora.db import Database
 from agora.metering.checks import (
@@ -636,26 +637,13 @@ def _insert_postgres(session: Reader, rows: list[dict[str, Any]]) -> set[str]:
     for n, value in enumerate(allocations):
         if value is not None:
             allocations[n] = json.dumps(value)
-    literals = [_array_literal(values, _UNNEST_TYPES[c] == "text") for c, values in zip(_COLUMNS, columns, strict=True)]
+    literals = [array_literal(values, _UNNEST_TYPES[c] == "text") for c, values in zip(_COLUMNS, columns, strict=True)]
     cursor = connection_of(session).connection.cursor()
     try:
         cursor.execute(_INSERT_POSTGRES, literals)
         return {found for (found,) in cursor.fetchall()}
     finally:
         cursor.close()
-
-
-def _array_literal(values: list[Any], text: bool) -> str:
-    """A PostgreSQL array literal (`{1,NULL,3}`, `{"a","b\\"c"}`), passed as one text parameter and cast in
-    the statement: the driver's array adapter inspects every element and costs more than the insert."""
-    if not text:
-        return "{" + ",".join(["NULL" if v is None else str(int(v)) for v in values]) + "}"
-    quoted = ["NULL" if v is None else '"' + (_escape(v) if '"' in v or "\\" in v else v) + '"' for v in values]
-    return "{" + ",".join(quoted) + "}"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 @lru_cache(maxsize=64)
