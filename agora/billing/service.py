@@ -470,7 +470,9 @@ def _issue_many(
     ]
     connection = session.connection()
     written = dict(insert_rows(connection, INVOICES, rows, returning=(INVOICES.c.source, INVOICES.c.id)))
-    products = {code: (product_id, seller_id) for product_id, code, seller_id in connection.execute(_PRODUCT_SELLERS)}
+    codes = {line.product for _, _, lines in invoices for line in lines}
+    sellers = select(Product.id, Product.code, Product.seller_id).where(among(session, Product.code, codes))
+    products = {code: (product_id, seller_id) for product_id, code, seller_id in connection.execute(sellers)}
     line_rows = [
         {
             "invoice_id": written[source],
@@ -492,9 +494,6 @@ def _issue_many(
     ]
     insert_rows(connection, LINES, line_rows)
     return [Issued(written[source], source, buyer_id, period, issued_at) for source, buyer_id, _ in invoices]
-
-
-_PRODUCT_SELLERS = select(Product.id, Product.code, Product.seller_id)
 
 
 # What rating needs of a subscription: the ORM object, or these columns of it read as a row.
