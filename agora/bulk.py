@@ -14,11 +14,13 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     ColumnElement,
     Connection,
     Integer,
     Row,
+    String,
     Table,
     Text,
     bindparam,
@@ -41,8 +43,10 @@ def among(
         text = not isinstance(column.type, Integer)
         literal = array_literal(_texts(list(values)) if text else list(values), text)
         # A subquery, not `= ANY(array)`: the planner then hashes the values or probes an index with each,
-        # where a parameter array would be searched element by element for every row.
-        return column.in_(select(func.unnest(cast(bindparam(None, literal, type_=Text), ARRAY(column.type)))))
+        # where a parameter array would be searched element by element for every row. Cast to unbounded
+        # types: a cast to VARCHAR(n) would cut a longer value down to one that matches.
+        element = Text() if text else BigInteger()
+        return column.in_(select(func.unnest(cast(bindparam(None, literal, type_=Text), ARRAY(element)))))
     return column.in_(list(values))
 
 
@@ -72,10 +76,17 @@ def insert_rows(
             values = [None if v is None else process(v) for v in values]
         text = not isinstance(column_type, Integer)
         arrays.append(array_literal(_texts(values) if text else values, text))
-        casts.append(f"%s::{column_type.compile(dialect=dialect)}[]")
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({', '.join(casts)})"
+        # Text is cast to TEXT, not VARCHAR(n): an explicit cast would cut an over-long value silently,
+        # where the insert's own conversion refuses it, as a plain INSERT does.
+        element = "TEXT" if isinstance(column_type, String) else column_type.compile(dialect=dialect)
+        casts.append(f"%s::{element}[]")
+    quote = dialect.identifier_preparer.quote
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
+        f"SELECT * FROM unnest({', '.join(casts)})"
+    )
     if returning:
-        sql += f" RETURNING {', '.join(column.name for column in returning)}"
+        sql += f" RETURNING {', '.join(quote(column.name) for column in returning)}"
         return list(connection.exec_driver_sql(sql, tuple(arrays)))
     connection.exec_driver_sql(sql, tuple(arrays))
     return []

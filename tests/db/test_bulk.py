@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import Table, select
+from sqlalchemy.exc import DBAPIError
 
 from agora.bulk import among, array_literal, insert_rows
 from agora.db import Database
@@ -84,3 +86,21 @@ def test_among_matches_ids_and_text_of_any_count(db: Database) -> None:
 def test_array_literals_quote_text_and_leave_integers_bare() -> None:
     assert array_literal([1, None, 3], text=False) == "{1,NULL,3}"
     assert array_literal(["a", None, 'b"c', "d\\e"], text=True) == '{"a",NULL,"b\\"c","d\\\\e"}'
+
+
+def test_a_value_too_long_for_its_column_is_refused_not_cut(db: Database) -> None:
+    """PostgreSQL refuses a value longer than its VARCHAR column in a plain INSERT; so does the bulk insert (an
+    explicit cast to the column's type would cut it silently). SQLite keeps text whole whatever its length."""
+    row = {**_rows(db)[1], "period": "2031-01-too-long"}
+    if db.dialect == "postgresql":
+        with pytest.raises(DBAPIError), db.unit_of_work() as session:
+            insert_rows(session.connection(), ROLLUPS, [row])
+    else:
+        with db.unit_of_work() as session:
+            insert_rows(session.connection(), ROLLUPS, [row])
+    with db.reader() as session:
+        assert session.scalars(select(ROLLUPS.c.period).where(ROLLUPS.c.period.like("2031-01-%"))).all() == (
+            [] if db.dialect == "postgresql" else ["2031-01-too-long"]
+        )
+        too_long = "x" * 200  # longer than the column: matches nothing, is not cut down to something that does
+        assert session.scalars(select(ROLLUPS.c.id).where(among(session, ROLLUPS.c.dimension, [too_long]))).all() == []
