@@ -369,6 +369,7 @@ def monthly_invoices(session: Session, buyer_ids: Sequence[int], period: str) ->
     Core rows throughout, not ORM objects: a month's close runs this for every buyer."""
     start, end = month_bounds(period)
     sources = {f"monthly:{buyer_id}:{period}": buyer_id for buyer_id in buyer_ids}
+    session.flush()  # statements on the connection do not flush what the session holds, as its queries do
     connection = session.connection()
     found = connection.execute(select(Invoice.source, Invoice.id).where(among(session, Invoice.source, sources)))
     done = {sources[source]: invoice_id for source, invoice_id in found}
@@ -453,6 +454,7 @@ def _issue_many(
     """Insert many invoices and their lines in two statements (a month closes 10,000 buyers at a time)."""
     if not invoices:
         return []
+    session.flush()  # the subscriptions, purchases and charges the lines name
     now = clock.now()
     rows = [
         {
@@ -559,6 +561,7 @@ def invoices_json(session: Session, invoices: Sequence[Invoice | AnyRow]) -> lis
     """Many invoices (objects, or rows of `INVOICE_COLUMNS`) in the `invoice_json` shape, their lines read
     in one query as rows."""
     lines: dict[int, list[tuple[Any, str]]] = defaultdict(list)
+    session.flush()
     query = (
         select(*LINE_COLUMNS, Product.code)
         .join(Product, Product.id == InvoiceLine.product_id)
