@@ -6,8 +6,9 @@ family, on SQLite and (if reachable) PostgreSQL, next to one bare GROUP BY over 
 The month is closed exactly as `agora bill` closes it (the durable jobs: one rollup pass, then invoice jobs
 of 200 buyers). Printed per database: load time, the bare GROUP BY (each subscription's total per
 dimension: the least any bill needs), the close's rollup alone (its aggregation, without the per-buyer
-invoicing around it), the close, their ratios, records/s, and the process's peak memory. On PostgreSQL the
-month has its own partition of usage_records, as the daily `usage.partitions` job makes it ahead.
+invoicing around it), the close, their ratios, records/s, the process's peak memory, and the close's
+parts (each kind of job, timed as it runs). On PostgreSQL the month has its own partition of
+usage_records, as the daily `usage.partitions` job makes it ahead.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import os
 import resource
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import Session
 
-from agora import clock, config, migrate
-from agora.billing import rating, runs, service
+from agora import clock, config, jobs, migrate
+from agora.billing import payouts, rating, runs, service
 from agora.db import Database, open_database
 from agora.manifest.loader import load_data
 from agora.metering import partitions
@@ -210,10 +214,34 @@ def rollup_alone(db: Database) -> float:
     return time.perf_counter() - began
 
 
+PHASES = {  # the close's durable jobs, timed as they run: what each part of `agora bill` costs
+    "billing.close_period": "the summing job",
+    service.INVOICE_JOB: "invoice jobs",
+    "billing.disburse": "payouts",
+}
+spent: dict[str, float] = defaultdict(float)
+
+
+def time_the_phases() -> None:
+    for name, handler in (
+        ("billing.close_period", service.close_period),
+        (service.INVOICE_JOB, service.invoice_buyers),
+        ("billing.disburse", payouts.disburse_job),
+    ):
+
+        def timed(session: Session, payload: dict[str, Any], name: str = name, handler: jobs.Handler = handler) -> None:
+            began = time.perf_counter()
+            handler(session, payload)
+            spent[name] += time.perf_counter() - began
+
+        jobs.handler(name)(timed)
+
+
 def run(label: str, url: str, total: int, buyers: int) -> None:
     db = open_database(url)
     migrate.upgrade(db)
     register_all()
+    time_the_phases()
     with db.unit_of_work() as session:  # the month's partition, as the daily job makes it ahead (PostgreSQL)
         partitions.create_month(session.connection(), PERIOD)
     began = time.perf_counter()
@@ -226,6 +254,7 @@ def run(label: str, url: str, total: int, buyers: int) -> None:
     with clock.use_clock(clock.ManualClock(START + timedelta(days=32))):
         alone = rollup_alone(db)
     print(f"  the close's rollup alone          {alone:8.1f} s   = {alone / bare:.2f} × the bare GROUP BY", flush=True)
+    spent.clear()
     with clock.use_clock(clock.ManualClock(START + timedelta(days=32))):
         began = time.perf_counter()
         runs.close(db, PERIOD)
@@ -240,6 +269,9 @@ def run(label: str, url: str, total: int, buyers: int) -> None:
         f"  invoices {invoices:,}, total billed {cents / 100 if cents else 0:,.2f} USD, peak memory {peak:,.0f} MB",
         flush=True,
     )
+    parts = [f"{what} {spent[name]:.1f} s" for name, what in PHASES.items()]
+    rest = close - sum(spent.values())
+    print(f"  of the close: {', '.join(parts)}, listing the invoices and the jobs' own work {rest:.1f} s", flush=True)
     db.dispose()
 
 
