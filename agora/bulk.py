@@ -2,9 +2,9 @@
 
 psycopg parses a statement's `%s` placeholders itself and caches the result only for short statements: an
 `IN` list of 200 ids, or a multi-row `VALUES` list, is parsed again on every call (milliseconds each), and
-the server plans it again. On PostgreSQL the ids travel as one array parameter (`= ANY(%s)`) and rows as one
-array per column, unnested; on SQLite (its driver binds natively) they stay plain `IN` lists and
-`executemany`. The arrays are passed as literals (`{1,2,3}`), cast in the statement: psycopg's array
+the server plans it again. On PostgreSQL the ids travel as one array parameter (`IN (SELECT unnest(%s))`)
+and rows as one array per column, unnested; on SQLite (its driver binds natively) they stay plain `IN`
+lists and `executemany`. The arrays are passed as literals (`{1,2,3}`), cast in the statement: psycopg's array
 adapter inspects every element and costs more than the statement.
 """
 
@@ -97,8 +97,9 @@ def _dialect(bind: Session | Connection) -> str:
 
 
 def array_literal(values: Sequence[Any], text: bool) -> str:
-    """A PostgreSQL array literal for the statement to cast to the column's type: `{1,NULL,3}` of integers,
-    or (`text`) of strings, each quoted: `{"a","b\\"c",NULL}`."""
+    """A PostgreSQL array literal for the statement to cast to the column's type: `{1,NULL,3}` of integers
+    (ints, or whole Decimals as PostgreSQL's SUM() returns them), or (`text`) of strings, each quoted:
+    `{"a","b\\"c",NULL}`."""
     if not text:
         return "{" + ",".join(["NULL" if v is None else str(int(v)) for v in values]) + "}"
     quoted = ["NULL" if v is None else '"' + (_escape(v) if '"' in v or "\\" in v else v) + '"' for v in values]
