@@ -51,7 +51,6 @@ PASS_THROUGH_NOTE = (
 def disburse(session: Session, period: str) -> list[Disbursement]:
     """Create the period's disbursements for every seller with billed lines not yet paid out."""
     paid_out = select(DisbursementLine.invoice_line_id)
-    session.flush()
     rows = session.execute(  # rows, not objects: a month has a line or more per buyer
         select(
             InvoiceLine.id,

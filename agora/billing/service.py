@@ -561,7 +561,6 @@ def invoices_json(session: Session, invoices: Sequence[Invoice | AnyRow]) -> lis
     """Many invoices (objects, or rows of `INVOICE_COLUMNS`) in the `invoice_json` shape, their lines read
     in one query as rows."""
     lines: dict[int, list[tuple[Any, str]]] = defaultdict(list)
-    session.flush()
     query = (
         select(*LINE_COLUMNS, Product.code)
         .join(Product, Product.id == InvoiceLine.product_id)
