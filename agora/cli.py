@@ -299,10 +299,13 @@ def worker(
     observability.configure_logging()
     register_all()
     db = _database()
-    if db.dialect == "postgresql":  # usage_records' monthly partitions, created ahead daily from now on
-        from agora.metering import partitions
+    from agora.billing.service import start_day_sums
 
-        with db.unit_of_work() as session:
+    with db.unit_of_work() as session:
+        start_day_sums(session)  # each day's usage summed as it ends, for the month's close
+        if db.dialect == "postgresql":  # usage_records' monthly partitions, created ahead daily from now on
+            from agora.metering import partitions
+
             partitions.start(session)
     runner = Worker(db, lease=timedelta(seconds=lease_seconds), poll_interval=poll)
     if until_idle:

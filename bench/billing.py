@@ -28,7 +28,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from agora import clock, config, jobs, migrate
-from agora.billing import payouts, rating, runs, service
+from agora.billing import payouts, runs, service
 from agora.db import Database, open_database
 from agora.manifest.loader import load_data
 from agora.metering import partitions
@@ -196,21 +196,24 @@ def bare_group_by(db: Database) -> float:
 
 
 def rollup_alone(db: Database) -> float:
-    """The close's aggregation by itself: the month summed at each subscription's grain, tiers graduated
-    (`service._rollup`, as `billing.close_period` runs it), without the per-buyer invoicing around it."""
+    """The close's aggregation by itself, as it runs when no day of the month was summed beforehand: the
+    month summed at each subscription's grain, tiers graduated, without the per-buyer invoicing around it."""
     start, end = START, START + timedelta(days=31)
     with db.reader() as session:
-        subscriptions = session.scalars(select(Subscription)).all()
-        catalog = service.rating_terms(session, subscriptions)
-    grains: dict[str, list[int]] = {}
-    tiers = []
-    for subscription in subscriptions:
-        terms = catalog[subscription.id]
-        grains.setdefault(rating.grain(terms, PERIOD), []).append(subscription.id)
-        for item, bounds in rating.summed_tiers(terms, PERIOD).items():
-            tiers += [(subscription.id, item, n, lower, upper) for n, (lower, upper) in enumerate(bounds)]
+        month = service.month_terms(session, PERIOD)
     began = time.perf_counter()
-    service._rollup(db.engine, service._rollup_sql(grains, graduate=bool(tiers)), tiers, start, end)
+    service._rollup(db.engine, month.sql(), month.tiers, service._sliced([(start, end)]))
+    return time.perf_counter() - began
+
+
+def sum_the_days(db: Database) -> float:
+    """Each day of the month summed as it ends (`billing.sum_day`, run by a worker 7 hours after the day),
+    here one after another once the month's records are in: what the close then adds up."""
+    with clock.use_clock(clock.ManualClock(START)), db.unit_of_work() as session:
+        service.schedule_day_sum(session, START.date())
+    began = time.perf_counter()
+    with clock.use_clock(clock.ManualClock(START + timedelta(days=31, hours=8))):
+        jobs.Worker(db).run_until_idle()
     return time.perf_counter() - began
 
 
@@ -219,6 +222,7 @@ PHASES = {  # the close's durable jobs, timed as they run: what each part of `ag
     service.INVOICE_JOB: "invoice jobs",
     "billing.disburse": "payouts",
 }
+DAYS_JOB = (service.SUM_DAY_JOB, service.sum_day)
 spent: dict[str, float] = defaultdict(float)
 
 
@@ -227,6 +231,7 @@ def time_the_phases() -> None:
         ("billing.close_period", service.close_period),
         (service.INVOICE_JOB, service.invoice_buyers),
         ("billing.disburse", payouts.disburse_job),
+        DAYS_JOB,
     ):
 
         def timed(session: Session, payload: dict[str, Any], name: str = name, handler: jobs.Handler = handler) -> None:
@@ -254,6 +259,13 @@ def run(label: str, url: str, total: int, buyers: int) -> None:
     with clock.use_clock(clock.ManualClock(START + timedelta(days=32))):
         alone = rollup_alone(db)
     print(f"  the close's rollup alone          {alone:8.1f} s   = {alone / bare:.2f} × the bare GROUP BY", flush=True)
+    spent.clear()
+    days = sum_the_days(db)
+    print(
+        f"  the 31 days summed as they end    {days:8.1f} s   (before the close, by the worker; "
+        f"{spent[service.SUM_DAY_JOB] / 31:.2f} s a day)",
+        flush=True,
+    )
     spent.clear()
     with clock.use_clock(clock.ManualClock(START + timedelta(days=32))):
         began = time.perf_counter()

@@ -31,6 +31,7 @@ from agora.billing.service import CLOSE_DELAY, Issued, invoice_json, rating_term
 from agora.bulk import among
 from agora.errors import Forbidden, Invalid, NotFound
 from agora.metering.records import from_epoch
+from agora.metering.service import touch_days
 from agora.models import Invoice, InvoiceLine, MeteringError, Product, Role, Subscription, UsageRecord
 
 METERING_ERROR = "metering_error"
@@ -90,6 +91,9 @@ def confirm(session: Session, principal: Principal, record_ids: Sequence[int], r
             record.voided_at = int(now.timestamp())
             result.excluded.append(record.id)
     session.flush()
+    if result.excluded:  # a day already summed for the close no longer holds what it should
+        excluded = set(result.excluded)
+        touch_days(session, [r.period_start for r in fresh if r.id in excluded], now)
     for invoice in sorted(invoiced.values(), key=lambda i: i.id):
         note = _credit(session, error, invoice)
         if note is not None:

@@ -10,11 +10,12 @@ Upfront purchases (contracts, annual subscriptions) are invoiced when they are m
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any, NamedTuple
@@ -26,8 +27,8 @@ from agora import clock, jobs
 from agora.billing import rating
 from agora.billing.rating import Line, month_bounds, next_period, period_of
 from agora.bulk import AnyRow, among, insert_rows
-from agora.metering.records import from_epoch
-from agora.metering.service import periods_lock
+from agora.metering.records import WINDOW, from_epoch
+from agora.metering.service import mark_days, periods_lock
 from agora.models import (
     AnnualPurchase,
     BillingPeriod,
@@ -41,6 +42,8 @@ from agora.models import (
     Offer,
     Product,
     Subscription,
+    UsageDay,
+    UsageDaySum,
     UsageRollup,
 )
 from agora.money import from_cents, round_cents, to_cents
@@ -50,6 +53,7 @@ from agora.pricing.versions import Version
 INVOICES: Table = Invoice.__table__  # type: ignore[assignment]
 LINES: Table = InvoiceLine.__table__  # type: ignore[assignment]
 ROLLUPS: Table = UsageRollup.__table__  # type: ignore[assignment]
+DAYS: Table = UsageDay.__table__  # type: ignore[assignment]
 CLOSE_DELAY = timedelta(hours=24)  # BIL-03: a period closes 24 hours after its end
 
 
@@ -136,10 +140,11 @@ def offer_instalment(session: Session, payload: dict[str, Any]) -> None:
 
 def schedule_close(session: Session, period: str) -> None:
     """The month's billing run, due 24 hours after the month ends (BIL-03); scheduling it twice is a no-op."""
-    _, end = month_bounds(period)
+    start, end = month_bounds(period)
     jobs.enqueue(
         session, "billing.close_period", {"period": period}, run_at=end + CLOSE_DELAY, dedupe_key=f"close:{period}"
     )
+    schedule_day_sum(session, start.date())
 
 
 @jobs.handler("billing.close_period")
@@ -153,18 +158,10 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
         session.add(BillingPeriod(period=period, closed_at=clock.now()))
         session.flush()
     connection = session.connection()
-    subscriptions = connection.execute(select(*TERMS_COLUMNS).where(_active_in(start, end))).all()
-    catalog = _Terms(session, subscriptions)
-    grains: dict[str, list[int]] = defaultdict(list)
-    tiers = []
-    for subscription in subscriptions:
-        terms = catalog.of(subscription)
-        grains[rating.grain(terms, period)].append(subscription.id)
-        for item, bounds in rating.summed_tiers(terms, period).items():
-            tiers += [(subscription.id, item, n, lower, upper) for n, (lower, upper) in enumerate(bounds)]
+    month = month_terms(session, period)
     session.execute(delete(UsageRollup).where(UsageRollup.period == period))
-    rows = _rollup(session.get_bind().engine, _rollup_sql(grains, graduate=bool(tiers)), tiers, start, end)
-    buyer_of = {subscription.id: subscription.buyer_id for subscription in subscriptions}
+    rows = _summed_month(session, month, start, end)
+    buyer_of = {subscription.id: subscription.buyer_id for subscription in month.subscriptions}
     missing = {row["subscription_id"] for row in rows} - buyer_of.keys()
     if missing:  # usage outside a subscription's active time is refused, but a rollup never drops a row
         found = connection.execute(
@@ -178,7 +175,7 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
     )
     connection.execute(_LATE_ROLLUP, {"period": period, "billed_in": period, "late": True})
     buyers = set(connection.scalars(select(UsageRollup.buyer_id).where(UsageRollup.period == period).distinct()))
-    buyers |= {subscription.buyer_id for subscription in subscriptions}
+    buyers |= {subscription.buyer_id for subscription in month.subscriptions}
     ordered = sorted(buyers)
     for first in range(0, len(ordered), BUYERS_PER_JOB):
         chunk = ordered[first : first + BUYERS_PER_JOB]
@@ -187,6 +184,182 @@ def close_period(session: Session, payload: dict[str, Any]) -> None:
         )
     schedule_close(session, next_period(period))
     pay_sellers_once_invoiced(session, period)  # a month with no buyer to invoice still pays its upfront lines
+
+
+Tier = tuple[int, str, int, int, int | None]  # subscription, item, tier number, lower and upper bound
+
+
+class MonthTerms(NamedTuple):
+    """What summing a month's usage needs from its subscriptions' terms: each subscription's grain
+    (`rating.grain`), the tier bounds the close graduates by (`rating.summed_tiers`), and both as one text
+    per subscription (`keys`), which a day summed earlier must still match to be used."""
+
+    subscriptions: Sequence[AnyRow]
+    grains: dict[str, list[int]]
+    tiers: list[Tier]
+    keys: dict[int, str]
+
+    def key(self, subscription_id: int) -> str:
+        return self.keys.get(subscription_id, UNCLASSIFIED)
+
+    def sql(self, only: Sequence[int] | None = None) -> Any:
+        return _rollup_sql(self.grains, graduate=bool(self.tiers), only=only)
+
+
+UNCLASSIFIED = json.dumps(["hour", []])  # a subscription not active in the month is summed per hour
+
+
+def month_terms(session: Session, period: str) -> MonthTerms:
+    start, end = month_bounds(period)
+    subscriptions = session.connection().execute(select(*TERMS_COLUMNS).where(_active_in(start, end))).all()
+    catalog = _Terms(session, subscriptions)
+    grains: dict[str, list[int]] = defaultdict(list)
+    tiers: list[Tier] = []
+    keys = {}
+    for subscription in subscriptions:
+        terms = catalog.of(subscription)
+        grain = rating.grain(terms, period)
+        grains[grain].append(subscription.id)
+        summed = sorted(rating.summed_tiers(terms, period).items())
+        for item, bounds in summed:
+            tiers += [(subscription.id, item, n, lower, upper) for n, (lower, upper) in enumerate(bounds)]
+        keys[subscription.id] = json.dumps([grain, summed])
+    return MonthTerms(subscriptions, grains, tiers, keys)
+
+
+def _summed_month(session: Session, month: MonthTerms, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The month's usage summed at each subscription's grain, tiers graduated: the days summed as they ended
+    (`sum_day`) added up, and from the records what they cannot give — the days not summed or dirty, and
+    the subscriptions whose terms have changed since their days were summed."""
+    engine = session.get_bind().engine
+    clean = set(
+        session.scalars(
+            select(UsageDaySum.day).where(
+                UsageDaySum.day >= _epoch(start), UsageDaySum.day < _epoch(end), UsageDaySum.dirty.is_(False)
+            )
+        )
+    )
+    rows: list[dict[str, Any]] = []
+    changed: set[int] = set()
+    if clean:
+        d = DAYS.c
+        summed = session.execute(
+            select(
+                d.subscription_id,
+                d.terms,
+                func.min(d.hour).label("hour"),
+                func.max(d.last_hour).label("last_hour"),
+                d.dimension,
+                d.resource,
+                func.sum(d.quantity).label("quantity"),
+                func.sum(d.records).label("records"),
+                d.tier,
+            )
+            .where(d.day.in_(sorted(clean)))
+            .group_by(d.subscription_id, d.terms, d.dimension, d.resource, d.tier, d.bucket)
+        )
+        for row in summed:
+            if row.terms != month.key(row.subscription_id):
+                changed.add(row.subscription_id)
+            rows.append(
+                {
+                    "subscription_id": row.subscription_id,
+                    "hour": row.hour,
+                    "last_hour": row.last_hour,
+                    "dimension": row.dimension,
+                    "resource": row.resource,
+                    "quantity": int(row.quantity),
+                    "records": int(row.records),
+                    "tier": row.tier,
+                }
+            )
+        rows = [row for row in rows if row["subscription_id"] not in changed]
+    days = [start + timedelta(days=n) for n in range((end - start).days)]
+    unsummed = _runs([day for day in days if _epoch(day) not in clean])
+    rows += _rollup(engine, month.sql(), month.tiers, _sliced(unsummed))
+    if changed:
+        resummed = _runs([day for day in days if _epoch(day) in clean])
+        rows += _rollup(engine, month.sql(only=sorted(changed)), month.tiers, _sliced(resummed))
+    return rows
+
+
+def _runs(days: Sequence[datetime]) -> list[tuple[datetime, datetime]]:
+    """Consecutive days as [start, end) ranges."""
+    ranges: list[tuple[datetime, datetime]] = []
+    for day in days:
+        if ranges and ranges[-1][1] == day:
+            ranges[-1] = (ranges[-1][0], day + timedelta(days=1))
+        else:
+            ranges.append((day, day + timedelta(days=1)))
+    return ranges
+
+
+def _sliced(ranges: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The ranges cut into about one slice per core, at whole days, for `_rollup` to sum at once."""
+    slices = []
+    for start, end in ranges:
+        days = (end - start).days
+        pieces = min(days, ROLLUP_SLICES)
+        cuts = [start + timedelta(days=days * n // pieces) for n in range(pieces)] + [end]
+        slices += [(a, b) for a, b in pairwise(cuts) if a < b]
+    return slices
+
+
+SUM_DAY_JOB = "billing.sum_day"
+SUM_DELAY = WINDOW + timedelta(hours=1)  # after the day's end: no record of it can still be on its way in
+
+
+def schedule_day_sum(session: Session, day: date) -> None:
+    """`day`'s summing job, due once the metering window has passed over the whole day; once per day."""
+    due = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) + SUM_DELAY
+    jobs.enqueue(session, SUM_DAY_JOB, {"day": day.isoformat()}, run_at=due, dedupe_key=f"sum-day:{day}")
+
+
+def start_day_sums(session: Session) -> None:
+    """Sum each day as it ends, from yesterday on (each day's job schedules the next day's)."""
+    schedule_day_sum(session, (clock.now() - timedelta(days=1)).date())
+
+
+@jobs.handler(SUM_DAY_JOB)
+def sum_day(session: Session, payload: dict[str, Any]) -> None:
+    """Sum one ended day of usage as the month's close would (`usage_days`), so that the close adds up the
+    month's days instead of reading every record again; then schedule the next day's. A day of a month
+    already closed is left alone: its close has summed it."""
+    day = date.fromisoformat(payload["day"])
+    schedule_day_sum(session, day + timedelta(days=1))
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    period = period_of(start)
+    if session.get(BillingPeriod, period) is not None:
+        return
+    _forget_closed_months(session, period)
+    month = month_terms(session, period)
+    rows = _rollup(session.get_bind().engine, month.sql(), month.tiers, [(start, start + timedelta(days=1))])
+    connection = session.connection()
+    connection.execute(delete(UsageDay).where(UsageDay.day == _epoch(start)))
+    month_grain = set(month.grains.get("month", ()))
+    insert_rows(
+        connection,
+        DAYS,
+        [
+            {
+                "day": _epoch(start),
+                "terms": month.key(row["subscription_id"]),
+                "bucket": 0 if row["tier"] is not None or row["subscription_id"] in month_grain else row["hour"],
+                **row,
+            }
+            for row in rows
+        ],
+    )
+    mark_days(session, [_epoch(start)], dirty=False)
+
+
+def _forget_closed_months(session: Session, period: str) -> None:
+    """The summed days of months closed before the one before `period`: their closes have used them."""
+    before = month_bounds(period)[0] - timedelta(days=32)
+    for closed in session.scalars(select(BillingPeriod.period).where(BillingPeriod.period <= period_of(before))):
+        first, last = (_epoch(instant) for instant in month_bounds(closed))
+        session.execute(delete(UsageDay).where(UsageDay.day >= first, UsageDay.day < last))
+        session.execute(delete(UsageDaySum).where(UsageDaySum.day >= first, UsageDaySum.day < last))
 
 
 INVOICE_JOB = "billing.invoice_buyers"
@@ -243,16 +416,15 @@ ROLLUP_SLICES = max(2, os.cpu_count() or 1)
 
 
 def _rollup(
-    engine: Engine, sql: Any, tiers: Sequence[tuple[int, str, int, int, int | None]], start: datetime, end: datetime
+    engine: Engine, sql: Any, tiers: Sequence[Tier], slices: Sequence[tuple[datetime, datetime]]
 ) -> list[dict[str, Any]]:
-    """Run the rollup over the month in slices of whole days, one per core, each on its own read-only
-    connection (the database works on every slice at once; SQLite readers never wait). Records are
-    committed data, and a record that arrives for this month from now on is carried to the next one, so
-    the slices see exactly the month's usage. A group that spans slices becomes a row per slice, which
-    rates the same: rating sums rows."""
-    days = (end - start).days
-    cuts = [start + timedelta(days=days * n // ROLLUP_SLICES) for n in range(ROLLUP_SLICES)] + [end]
-    slices = sorted({(a, b) for a, b in pairwise(cuts) if a < b})
+    """Run the rollup over each slice of the month at once, each on its own read-only connection (the
+    database works on every slice at once; SQLite readers never wait). Records are committed data, and a
+    record that arrives for this month from now on is carried to the next one, so the slices see exactly
+    the month's usage. A group that spans slices becomes a row per slice, which rates the same: rating
+    sums rows."""
+    if not slices:
+        return []
 
     def one(bounds: tuple[datetime, datetime]) -> list[dict[str, Any]]:
         # Closing the connection rolls its read transaction back, the temporary table with it.
@@ -268,11 +440,11 @@ def _rollup(
         return [row for part in pool.map(one, slices) for row in part]
 
 
-def _rollup_sql(grains: dict[str, list[int]], *, graduate: bool) -> Any:
+def _rollup_sql(grains: dict[str, list[int]], *, graduate: bool, only: Sequence[int] | None = None) -> Any:
     """The month's usage summed per subscription at its grain (`rating.grain`), in one pass. A subscription
     the close did not classify keeps the finest grain, an hour, which is always exact. With `graduate`,
     the tier periods of the items in `rollup_tiers` are then graduated and summed per tier, so a month of
-    hourly tiers is a row per tier rather than one per hour."""
+    hourly tiers is a row per tier rather than one per hour. With `only`, these subscriptions' usage alone."""
     cases = []
     for grain, width in (("month", None), ("day", 86400)):
         if grains.get(grain):
@@ -284,11 +456,12 @@ def _rollup_sql(grains: dict[str, list[int]], *, graduate: bool) -> Any:
         if cases
         else "period_start - (period_start % 3600)"
     )
+    chosen = f"AND subscription_id IN ({', '.join(str(int(i)) for i in only)}) " if only else ""
     # Grouped in this key order, the database sorts the month fastest; the buyer is the subscription's.
     summed = (
         "SELECT subscription_id, MIN(period_start) AS first_start, MAX(period_start) AS last_start, dimension, "
         f"{_RESOURCE} AS resource, SUM(quantity) AS quantity, COUNT(*) AS records FROM usage_records "
-        "WHERE period_start >= :start AND period_start < :end AND billed_in IS NULL AND voided_at IS NULL "
+        f"WHERE period_start >= :start AND period_start < :end AND billed_in IS NULL AND voided_at IS NULL {chosen}"
         f"GROUP BY subscription_id, dimension, {bucket}, {_RESOURCE}"
     )
     if not graduate:

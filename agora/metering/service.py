@@ -12,13 +12,15 @@ read back in `usage`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache, partial
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import Connection, Table, bindparam, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agora import clock, observability
@@ -41,6 +43,7 @@ from agora.metering.checks import (
 from agora.metering.records import (
     MAX_PERIOD,
     USAGE,
+    WINDOW,
     Allocation,
     BatchRefused,
     Outcome,
@@ -56,7 +59,7 @@ from agora.metering.records import (
     new_record_ids,
     refused,
 )
-from agora.models import BillingPeriod, Role, Subscription
+from agora.models import BillingPeriod, Role, Subscription, UsageDaySum
 
 # --- ingestion ------------------------------------------------------------------------------------------
 
@@ -296,10 +299,47 @@ def write(session: Reader, prepared: Prepared, chunks: list[_Chunk] | None = Non
 
 def _carry_written(session: Reader, rows: list[dict[str, Any]], stored: set[str]) -> None:
     if rows:
-        month = epoch(month_bounds(period_of(clock.now()))[0])
+        now = clock.now()
+        month = epoch(month_bounds(period_of(now))[0])
         earlier = [row for row in rows if row["period_start"] < month and row["record_id"] in stored]
         if earlier:  # a month may have closed since these hours: they are then billed in the next open one
             carry_late(session, earlier)
+        summable = summable_before(now)
+        aged = [row["period_start"] for row in rows if row["period_start"] < summable and row["record_id"] in stored]
+        if aged:
+            touch_days(session, aged, now)
+
+
+DAY = 86400
+
+
+def summable_before(now: datetime) -> int:
+    """Records starting before this instant (epoch seconds) are in days `billing.sum_day` may have summed:
+    days the metering window (MTR-04) has passed over entirely."""
+    cutoff = epoch(now) - int(WINDOW.total_seconds()) - DAY
+    return cutoff - cutoff % DAY + DAY
+
+
+def touch_days(session: Reader, starts: Sequence[int], now: datetime) -> None:
+    """Records of these starts were just stored or voided: a day among them that may already have been
+    summed is marked dirty, so that a month's close sums it again from its records. A day not summed yet
+    gets its mark now and keeps it: whichever of the two commits first, the day is never taken as clean."""
+    summable = summable_before(now)
+    days = {start - start % DAY for start in starts if start < summable}
+    if days:
+        mark_days(session, days, dirty=True)
+
+
+def mark_days(session: Reader, days: Iterable[int], *, dirty: bool) -> None:
+    """Record days as summed (`dirty` false: a day already marked keeps its mark) or as dirty."""
+    table: Table = UsageDaySum.__table__  # type: ignore[assignment]
+    build = postgresql.insert if connection_of(session).dialect.name == "postgresql" else sqlite.insert
+    statement = build(table).values([{"day": day, "dirty": dirty} for day in sorted(days)])
+    if dirty:
+        statement = statement.on_conflict_do_update(index_elements=["day"], set_={"dirty": True})
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=["day"])
+    session.execute(statement)
 
 
 @dataclass(eq=False)

@@ -9,6 +9,8 @@ from agora.models.billing import (
     Invoice,
     InvoiceLine,
     Refund,
+    UsageDay,
+    UsageDaySum,
     UsageRollup,
 )
 from agora.models.catalog import ChangeRequest, Product, ProductAsset, ProductRegion, SearchDocument
@@ -70,6 +72,8 @@ __all__ = [
     "Subscription",
     "TaxForm",
     "TrialUse",
+    "UsageDay",
+    "UsageDaySum",
     "UsageRecord",
     "UsageRollup",
     "WebSession",

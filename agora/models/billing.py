@@ -74,6 +74,41 @@ class UsageRollup(Base):
     tier: Mapped[int | None] = mapped_column()  # set: `quantity` is this tier's units (`rating.summed_tiers`)
 
 
+class UsageDay(Base):
+    """One ended day of usage, summed as `usage_rollups` sums a month (`billing.sum_day`), so that closing
+    the month adds up these rows instead of reading its records again. Each row holds the grain and tier
+    bounds its subscription's terms gave when it was summed (`terms`); the close uses a row only while its
+    subscription's terms still give the same, and only for a day still `UsageDaySum.dirty` false. `bucket`
+    is what rows of different days merge on: 0 for a month-grain or tier row, else its own first hour."""
+
+    __tablename__ = "usage_days"
+    __table_args__ = (Index("ix_usage_days_day", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[int] = mapped_column(BigInteger)  # epoch seconds of the day's UTC midnight
+    subscription_id: Mapped[int] = mapped_column()
+    terms: Mapped[str] = mapped_column(Text)
+    bucket: Mapped[int] = mapped_column(BigInteger)
+    hour: Mapped[int] = mapped_column(BigInteger)
+    last_hour: Mapped[int] = mapped_column(BigInteger)
+    dimension: Mapped[str] = mapped_column(String(160))
+    resource: Mapped[str] = mapped_column(String(128))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    records: Mapped[int] = mapped_column(BigInteger)
+    tier: Mapped[int | None] = mapped_column()
+
+
+class UsageDaySum(Base):
+    """That a day has been summed into `usage_days`, and whether it still may be used: `dirty` once a
+    record of the day is stored, voided or carried after the day could have been summed (outside the
+    metering window, MTR-04), which the close then sums again from the records."""
+
+    __tablename__ = "usage_day_sums"
+
+    day: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    dirty: Mapped[bool] = mapped_column(default=False)
+
+
 class BillingPeriod(Base):
     """A closed month (BIL-03). Usage stored for a closed month afterwards is billed in the next open one
     (`usage_records.billed_in`)."""
