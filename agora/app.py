@@ -104,6 +104,10 @@ def create_app(db: Database | None = None, *, run_worker: bool = False) -> FastA
             from agora.tasks import register_all
 
             register_all()
+            from agora.billing.service import start_day_sums
+
+            with app.state.db.unit_of_work() as session:
+                start_day_sums(session)  # each day's usage summed as it ends, for the month's close
             worker = jobs.start_background_worker(app.state.db)
         try:
             yield

@@ -354,10 +354,13 @@ def sum_day(session: Session, payload: dict[str, Any]) -> None:
 
 
 def _forget_closed_months(session: Session, period: str) -> None:
-    """The summed days of months closed before the one before `period`: their closes have used them."""
-    before = month_bounds(period)[0] - timedelta(days=32)
-    for closed in session.scalars(select(BillingPeriod.period).where(BillingPeriod.period <= period_of(before))):
-        first, last = (_epoch(instant) for instant in month_bounds(closed))
+    """The summed days of closed months before the one before `period`: their closes have used them."""
+    cut = _epoch(month_bounds(period_of(month_bounds(period)[0] - timedelta(days=1)))[0])
+    days = session.scalars(select(UsageDaySum.day).where(UsageDaySum.day < cut)).all()
+    months = {period_of(from_epoch(day)) for day in days}
+    closed = set(session.scalars(select(BillingPeriod.period).where(BillingPeriod.period.in_(months))))
+    for month in sorted(closed):
+        first, last = (_epoch(instant) for instant in month_bounds(month))
         session.execute(delete(UsageDay).where(UsageDay.day >= first, UsageDay.day < last))
         session.execute(delete(UsageDaySum).where(UsageDaySum.day >= first, UsageDaySum.day < last))
 

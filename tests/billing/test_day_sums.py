@@ -195,3 +195,10 @@ def test_a_month_closed_before_its_days_were_summed_is_summed_from_its_records(
     manual_clock.set(bench.START + timedelta(days=33))
     jobs.Worker(db).run_until_idle()  # March 31st's job finds its month closed; April 1st is summed
     assert clean_days(db) == set(range(1, 31)) | {32}
+    manual_clock.set(datetime(2026, 5, 2, 8, tzinfo=UTC))
+    jobs.Worker(db).run_until_idle()  # May's first day: March was closed before April, its days are let go
+    with db.reader() as session:
+        march = UsageDay.day < int(datetime(2026, 4, 1, tzinfo=UTC).timestamp())
+        assert session.scalar(select(func.count()).select_from(UsageDay).where(march)) == 0
+    assert {day for day in clean_days(db) if day <= 31} == set()
+    assert set(range(32, 62)) <= clean_days(db)  # April's days (summed, none with usage) are kept
