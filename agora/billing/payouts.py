@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from agora import jobs
 from agora.billing.automatic import PREVIEW
 from agora.billing.rating import INFRASTRUCTURE, SOFTWARE, month_bounds
-from agora.bulk import AnyRow, insert_rows
+from agora.bulk import AnyRow, among, insert_rows
 from agora.models import (
     Disbursement,
     DisbursementLine,
@@ -57,12 +57,9 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
             InvoiceLine.invoice_id,
             InvoiceLine.seller_id,
             InvoiceLine.amount_cents,
-            Product.kind,
-            Product.pricing_family,
-            Product.listing,
+            InvoiceLine.product_id,
         )
         .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
-        .join(Product, Product.id == InvoiceLine.product_id)
         .where(
             Invoice.period == period,
             Invoice.state.in_(PAID_STATES),
@@ -74,6 +71,15 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
     by_seller: dict[int, list[AnyRow]] = defaultdict(list)
     for row in rows:
         by_seller[row.seller_id].append(row)
+    # What the listing fee depends on, read once per product rather than with every line (a listing is JSON).
+    products = {
+        product_id: (kind, family or "", bool((listing or {}).get("open_source")))
+        for product_id, kind, family, listing in session.execute(
+            select(Product.id, Product.kind, Product.pricing_family, Product.listing).where(
+                among(session, Product.id, {row.product_id for row in rows})
+            )
+        )
+    }
     withheld_lines, withheld_notes = _preview_refunds(session, period)
     made = []
     rates: dict[tuple[str, str, bool], Decimal] = {}
@@ -100,7 +106,7 @@ def disburse(session: Session, period: str) -> list[Disbursement]:
                     }
                 )
                 continue
-            key = (line.kind, line.pricing_family or "", bool((line.listing or {}).get("open_source")))
+            key = products[line.product_id]
             if key not in rates:
                 rates[key] = fee_percent(session, key[0], key[1], open_source=key[2])
             percent = rates[key]
