@@ -83,6 +83,7 @@ def confirm(session: Session, principal: Principal, record_ids: Sequence[int], r
     session.flush()
     result.error = error
     invoiced = _invoiced(session, {(r.buyer_id, _period(r)) for r in fresh})
+    voided = []
     for record in fresh:
         record.error_id = error.id
         result.confirmed.append(record.id)
@@ -90,10 +91,9 @@ def confirm(session: Session, principal: Principal, record_ids: Sequence[int], r
         if key not in invoiced and now < month_bounds(key[1])[1] + CLOSE_DELAY:
             record.voided_at = int(now.timestamp())
             result.excluded.append(record.id)
+            voided.append(record.period_start)
     session.flush()
-    if result.excluded:  # a day already summed for the close no longer holds what it should
-        excluded = set(result.excluded)
-        touch_days(session, [r.period_start for r in fresh if r.id in excluded], now)
+    touch_days(session, voided, now)  # a day already summed for the close no longer holds what it should
     for invoice in sorted(invoiced.values(), key=lambda i: i.id):
         note = _credit(session, error, invoice)
         if note is not None:

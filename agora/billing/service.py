@@ -311,8 +311,12 @@ SUM_DELAY = WINDOW + timedelta(hours=1)  # after the day's end: no record of it 
 
 def schedule_day_sum(session: Session, day: date) -> None:
     """`day`'s summing job, due once the metering window has passed over the whole day; once per day."""
-    due = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) + SUM_DELAY
+    due = _midnight(day) + timedelta(days=1) + SUM_DELAY
     jobs.enqueue(session, SUM_DAY_JOB, {"day": day.isoformat()}, run_at=due, dedupe_key=f"sum-day:{day}")
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def start_day_sums(session: Session) -> None:
@@ -327,7 +331,7 @@ def sum_day(session: Session, payload: dict[str, Any]) -> None:
     already closed is left alone: its close has summed it."""
     day = date.fromisoformat(payload["day"])
     schedule_day_sum(session, day + timedelta(days=1))
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    start = _midnight(day)
     period = period_of(start)
     if session.get(BillingPeriod, period) is not None:
         return
@@ -355,7 +359,8 @@ def sum_day(session: Session, payload: dict[str, Any]) -> None:
 
 def _forget_closed_months(session: Session, period: str) -> None:
     """The summed days of closed months before the one before `period`: their closes have used them."""
-    cut = _epoch(month_bounds(period_of(month_bounds(period)[0] - timedelta(days=1)))[0])
+    previous = period_of(month_bounds(period)[0] - timedelta(days=1))
+    cut = _epoch(month_bounds(previous)[0])
     days = session.scalars(select(UsageDaySum.day).where(UsageDaySum.day < cut)).all()
     months = {period_of(from_epoch(day)) for day in days}
     closed = set(session.scalars(select(BillingPeriod.period).where(BillingPeriod.period.in_(months))))

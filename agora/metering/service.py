@@ -298,16 +298,17 @@ def write(session: Reader, prepared: Prepared, chunks: list[_Chunk] | None = Non
 
 
 def _carry_written(session: Reader, rows: list[dict[str, Any]], stored: set[str]) -> None:
-    if rows:
-        now = clock.now()
-        month = epoch(month_bounds(period_of(now))[0])
+    if not rows:
+        return
+    now = clock.now()
+    oldest = min(row["period_start"] for row in rows)  # records are mostly this hour's: then nothing more to do
+    month = epoch(month_bounds(period_of(now))[0])
+    if oldest < month:
         earlier = [row for row in rows if row["period_start"] < month and row["record_id"] in stored]
         if earlier:  # a month may have closed since these hours: they are then billed in the next open one
             carry_late(session, earlier)
-        summable = summable_before(now)
-        aged = [row["period_start"] for row in rows if row["period_start"] < summable and row["record_id"] in stored]
-        if aged:
-            touch_days(session, aged, now)
+    if oldest < summable_before(now):
+        touch_days(session, [row["period_start"] for row in rows if row["record_id"] in stored], now)
 
 
 DAY = 86400

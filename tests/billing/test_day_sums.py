@@ -18,6 +18,7 @@ from agora.billing import rating, runs, service
 from agora.db import Database
 from agora.metering import platform
 from agora.metering.records import from_epoch
+from agora.metering.service import touch_days
 from agora.models import (
     AnnualPurchase,
     Buyer,
@@ -39,6 +40,19 @@ def sum_the_month(db: Database, manual_clock: clock.ManualClock) -> None:
         service.schedule_day_sum(session, bench.START.date())
     manual_clock.set(bench.START + timedelta(days=31, hours=7))
     jobs.Worker(db).run_until_idle()
+
+
+def summed_market(db: Database, manual_clock: clock.ManualClock, records: int) -> list[tuple[int, int, str]]:
+    """Ten buyers across the pricing families, `records` of March usage, every day of March summed; the
+    subscriptions, as `bench.populate` gives them."""
+    subscriptions = bench.populate(db, 10)
+    bench.load_usage(db, subscriptions, records)
+    sum_the_month(db, manual_clock)
+    return subscriptions
+
+
+def first_hourly(subscriptions: list[tuple[int, int, str]]) -> int:
+    return next(sub for sub, _, how in subscriptions if how == "hourly")
 
 
 def clean_days(db: Database) -> set[int]:
@@ -114,10 +128,8 @@ def _totals(rows: list[dict[str, object]]) -> dict[tuple[object, ...], Decimal]:
 def test_a_platform_record_written_after_its_day_was_summed_makes_the_day_summed_again_BIL_03_MTR_06(
     db: Database, manual_clock: clock.ManualClock
 ) -> None:
-    subscriptions = bench.populate(db, 10)
-    bench.load_usage(db, subscriptions, 2000)
-    sum_the_month(db, manual_clock)
-    hourly = next(sub for sub, _, how in subscriptions if how == "hourly")
+    subscriptions = summed_market(db, manual_clock, 2000)
+    hourly = first_hourly(subscriptions)
     manual_clock.set(bench.START + timedelta(days=31, hours=8))  # a run stopped now writes its early hours
     with db.unit_of_work() as session:
         subscription = session.get_one(Subscription, hourly)
@@ -137,11 +149,7 @@ def test_a_platform_record_written_after_its_day_was_summed_makes_the_day_summed
 def test_a_voided_record_makes_its_summed_day_summed_again_BIL_03_RFD_02(
     db: Database, manual_clock: clock.ManualClock
 ) -> None:
-    subscriptions = bench.populate(db, 10)
-    bench.load_usage(db, subscriptions, 2000)
-    sum_the_month(db, manual_clock)
-    from agora.metering.service import touch_days
-
+    summed_market(db, manual_clock, 2000)
     with db.unit_of_work() as session:  # as `metering_errors.confirm` voids one before the close is due
         record = session.scalars(
             select(UsageRecord).where(UsageRecord.period_start >= FIRST + 4 * DAY).order_by(UsageRecord.id).limit(1)
@@ -158,10 +166,8 @@ def test_a_voided_record_makes_its_summed_day_summed_again_BIL_03_RFD_02(
 def test_terms_changed_after_the_days_were_summed_make_the_subscription_summed_again_BIL_03_SUB_03(
     db: Database, manual_clock: clock.ManualClock
 ) -> None:
-    subscriptions = bench.populate(db, 10)
-    bench.load_usage(db, subscriptions, 3000)
-    sum_the_month(db, manual_clock)
-    hourly = next(sub for sub, _, how in subscriptions if how == "hourly")
+    subscriptions = summed_market(db, manual_clock, 3000)
+    hourly = first_hourly(subscriptions)
     with db.unit_of_work() as session:  # bought for mid-March: coverage is now decided hour by hour
         session.add(
             AnnualPurchase(
