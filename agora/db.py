@@ -252,6 +252,8 @@ class GroupCommit:
 
     `lanes` groups may be committed at once, each by its own leader (PostgreSQL: 2). A writer handed a lane
     whose own write another lane took meanwhile commits what is queued, or gives the lane back, and waits.
+    On PostgreSQL a group whose works all say `one_statement` (they are one statement together, `run_group`)
+    runs in autocommit: the statement is its own transaction, without BEGIN and COMMIT round trips.
     """
 
     def __init__(self, db: Database, lanes: int = 1) -> None:
@@ -304,8 +306,13 @@ class GroupCommit:
 
     def _commit(self, group: list[_Job[Any]]) -> None:
         try:
-            with self._db.unit_of_work_core() as connection:
-                results = run_group([job.work for job in group], connection)
+            if self._db.dialect == "postgresql" and all(getattr(job.work, "one_statement", False) for job in group):
+                # Works that are one statement together (`run_group`): PostgreSQL commits it on its own.
+                with self._db.read_only() as connection:
+                    results = run_group([job.work for job in group], connection)
+            else:
+                with self._db.unit_of_work_core() as connection:
+                    results = run_group([job.work for job in group], connection)
         except Exception as error:
             if len(group) == 1:
                 group[0].error, group[0].finished = error, True

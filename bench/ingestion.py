@@ -149,10 +149,12 @@ def populate(db: Database, customers: int, at: datetime) -> None:
 
 def records(customers: int, now: datetime) -> Iterator[tuple[int, str, int]]:
     """Distinct (customer, dimension, hour) keys, oldest hour first, as the window allows. The newest hour's
-    records are a minute into it: its start two minutes ago, so none is in the future at run time."""
+    records are a minute into it: its start two minutes ago, so none is in the future at run time. The others
+    are 59 minutes into theirs, so that the oldest is still inside the 6-hour window (MTR-04) when a run
+    starts in the first minutes of an hour."""
     base = (now - timedelta(minutes=2)).replace(minute=0, second=0, microsecond=0)
     for h in range(HOURS - 1, -1, -1):
-        ts = int((base - timedelta(hours=h)).timestamp()) + (60 if h == 0 else 0)
+        ts = int((base - timedelta(hours=h)).timestamp()) + (60 if h == 0 else 59 * 60)
         for d in DIMENSIONS:
             for c in range(customers):
                 yield c, d, ts

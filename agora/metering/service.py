@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -42,6 +42,7 @@ from agora.metering.checks import (
 )
 from agora.metering.records import (
     MAX_PERIOD,
+    MAX_QUANTITY,
     USAGE,
     WINDOW,
     Allocation,
@@ -149,15 +150,42 @@ def prepare(
     outcomes, rows, row_index = prepared.outcomes, prepared.rows, prepared.row_index
     seen: set[tuple[int, int, str, str]] = set()
     received = epoch(now)
+    source_value = source.value
+    buyer = principal is not None and principal.role is Role.BUYER
+    names_customers = principal is not None and not buyer  # a seller names the customer of each record
+    sent = source is not Source.PLATFORM
+    oldest = now - WINDOW if check_window else None
+    record_ids = new_record_ids(len(readings))  # one call for the randomness; a refused record's id goes unused
     for index, reading in enumerate(readings):
         product = products[reading.product_code]
         outcome = product_problems[reading.product_code]
         customer = None
         if outcome is None:
             assert product is not None
-            outcome = check_reading(reading, product, source, now, check_window) or check_customer_fields(
-                reading, principal
+            # The usual record passes every check: that is tested here at once, and the checks themselves run
+            # only when something is off, to name it. The test implies each of them passes.
+            timestamp, quantity, identifier, account = (
+                reading.timestamp,
+                reading.quantity,
+                reading.customer_identifier,
+                reading.customer_account,
             )
+            if not (
+                type(quantity) is int
+                and 0 <= quantity <= MAX_QUANTITY
+                and timestamp.tzinfo is not None
+                and reading.period_end is None
+                and reading.allocations is None
+                and (oldest is None or oldest < timestamp)
+                and timestamp <= now
+                and (not sent or reading.dimension in product.dimensions)
+                and (not sent or reading.dimension not in product.platform_items)
+                and not (identifier and account)
+                and (identifier or account or not names_customers)
+            ):
+                outcome = check_reading(reading, product, source, now, check_window) or check_customer_fields(
+                    reading, principal
+                )
         if outcome is None:
             assert product is not None
             customer = customer_for(reading, product, principal, customers)
@@ -166,7 +194,7 @@ def prepare(
                 and (customer.ended_at is None or reading.timestamp < customer.ended_at)
             ):
                 outcome = refused(Problem.NOT_SUBSCRIBED, not_subscribed(reading))
-            elif principal is not None and principal.role is Role.BUYER:
+            elif buyer:
                 outcome = not_own_customer(reading, customer)
         if outcome is not None:
             if outcome.problem in fatal:
@@ -174,7 +202,7 @@ def prepare(
             outcomes.append(outcome)
             continue
         assert product is not None and customer is not None
-        start = epoch(reading.timestamp)
+        start = int(reading.timestamp.timestamp())  # epoch()
         if not reading.exact:  # the UTC hour (MTR-01), whatever offset the timestamp was given with (+05:30)
             start -= start % 3600
         key = (start, customer.subscription_id, reading.dimension, reading.resource)
@@ -189,7 +217,7 @@ def prepare(
         row_index.append(index)
         rows.append(
             {
-                "record_id": None,  # given below, all at once
+                "record_id": record_ids[index],
                 "period_start": start,
                 "period_end": epoch(reading.period_end) if reading.period_end else None,
                 "subscription_id": key[1],
@@ -198,14 +226,12 @@ def prepare(
                 "dimension": reading.dimension,
                 "resource": reading.resource,
                 "quantity": reading.quantity,
-                "source": source.value,
+                "source": source_value,
                 "received_at": received,
-                "allocations": _allocations_json(reading.allocations),
+                "allocations": None if reading.allocations is None else _allocations_json(reading.allocations),
                 "client_token": reading.client_token,
             }
         )
-    for row, record_id in zip(rows, new_record_ids(len(rows)), strict=True):
-        row["record_id"] = record_id
     if any(row["period_end"] is not None for row in rows):
         _refuse_overlaps(session, prepared, fatal)
     return prepared
@@ -321,6 +347,18 @@ def summable_before(now: datetime) -> int:
     return cutoff - cutoff % DAY + DAY
 
 
+def insert_alone(rows: list[dict[str, Any]], now: datetime) -> bool:
+    """Whether storing these rows is their insert alone, with nothing to carry or mark (`_carry_written`): none
+    starts before this month, nor in a day `billing.sum_day` may have summed. The usual batch, this hour's
+    records. A minute before a month ends the answer is no, so that a month turning between this answer and the
+    insert still finds its late records carried (its close waits for the metering window anyway)."""
+    oldest = min(row["period_start"] for row in rows)
+    return oldest >= epoch(month_bounds(period_of(now + ALONE_MARGIN))[0]) and oldest >= summable_before(now)
+
+
+ALONE_MARGIN = timedelta(minutes=1)
+
+
 def touch_days(session: Reader, starts: Sequence[int], now: datetime) -> None:
     """Records of these starts were just stored or voided: a day among them that may already have been
     summed is marked dirty, so that a month's close sums it again from its records. A day not summed yet
@@ -346,21 +384,27 @@ def mark_days(session: Reader, days: Iterable[int], *, dirty: bool) -> None:
 @dataclass(eq=False)
 class _Write:
     """One request's insert, as a job of the group commit (`Database.write_together`). On PostgreSQL the
-    inserts of a group are one statement (`together`): one round trip and one plan for all their rows."""
+    inserts of a group are one statement (`together`): one round trip and one plan for all their rows. When
+    every job of a group is `one_statement` (its rows need nothing but the insert: `insert_alone`), that
+    statement runs in autocommit, its own transaction: no BEGIN and COMMIT round trips."""
 
     prepared: Prepared
     chunks: list[_Chunk] | None = None
+    one_statement: bool = False
 
     def __call__(self, connection: Connection) -> set[str]:
+        if self.one_statement:
+            return _insert_postgres(connection, self.prepared.rows)
         return write(connection, self.prepared, self.chunks)
 
     @staticmethod
     def together(writes: list[_Write], connection: Connection) -> list[set[str]]:
         if connection.dialect.name != "postgresql" or len(writes) == 1:
-            return [write(connection, w.prepared, w.chunks) for w in writes]
+            return [w(connection) for w in writes]
         stored = _insert_postgres(connection, [row for w in writes for row in w.prepared.rows])
         for w in writes:
-            _carry_written(connection, w.prepared.rows, stored)
+            if not w.one_statement:
+                _carry_written(connection, w.prepared.rows, stored)
         return [stored] * len(writes)  # record ids are unique: each request finds its own in the one set
 
 
@@ -526,8 +570,10 @@ def _ingest_in(
         outcomes = [outcome for outcome in prepared.outcomes if outcome is not None]
         observability.count_outcomes(source.value, outcomes)
         return outcomes
-    chunks = insert_chunks(prepared.rows) if db.dialect != "postgresql" else None
-    stored = db.write_together(_Write(prepared, chunks))
+    if db.dialect == "postgresql":
+        stored = db.write_together(_Write(prepared, one_statement=insert_alone(prepared.rows, clock.now())))
+    else:
+        stored = db.write_together(_Write(prepared, insert_chunks(prepared.rows)))
 
     def existing(rows: list[dict[str, Any]]) -> dict[tuple[int, int, str, str], tuple[int, str, int | None]]:
         with db.read_only() as connection:  # committed: a skipped key's record is committed too
@@ -658,6 +704,7 @@ _UNNEST_TYPES = {
     "allocations": "text",
     "client_token": "text",
 }
+_OFTEN_NULL = frozenset({"period_end", "allocations", "client_token"})  # NULL in every row of the usual batch
 _INSERT_POSTGRES = (
     f"INSERT INTO usage_records ({', '.join(_COLUMNS)}) "
     f"SELECT {', '.join(f'{c}::jsonb' if c == 'allocations' else c for c in _COLUMNS)} "
@@ -673,12 +720,15 @@ def _insert_postgres(session: Reader, rows: list[dict[str, Any]]) -> set[str]:
     PostgreSQL then fails one, which `ingest_in` tries again (`Database.worth_retrying`)."""
     if not rows:
         return set()
-    columns: list[list[Any]] = [[row[c] for row in rows] for c in _COLUMNS]
-    allocations = columns[_ALLOCATIONS]
-    for n, value in enumerate(allocations):
-        if value is not None:
-            allocations[n] = json.dumps(value)
-    literals = [array_literal(values, _UNNEST_TYPES[c] == "text") for c, values in zip(_COLUMNS, columns, strict=True)]
+    literals = []
+    for column in _COLUMNS:
+        if column in _OFTEN_NULL and all(row[column] is None for row in rows):
+            literals.append("{}")  # unnest pads a shorter array with NULLs: nothing to build or parse
+            continue
+        values = [row[column] for row in rows]
+        if column == "allocations":
+            values = [None if value is None else json.dumps(value) for value in values]
+        literals.append(array_literal(values, _UNNEST_TYPES[column] == "text"))
     cursor = connection_of(session).connection.cursor()
     try:
         cursor.execute(_INSERT_POSTGRES, literals)

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Connection, func, insert, select, text
 
 from agora import clock
 from agora.auth import Principal
@@ -159,11 +159,12 @@ def test_an_insert_that_lost_a_deadlock_is_tried_again_and_stores_once_MTR_05(
     real = metering._insert_postgres
     calls: list[int] = []
 
-    def lose_the_first(session: object, rows: list[dict[str, object]]) -> set[str]:
+    def lose_the_first(session: Connection, rows: list[dict[str, object]]) -> set[str]:
         calls.append(len(rows))
         if len(calls) == 1:
-            real(session, rows)  # written, then the transaction is the deadlock's victim: rolled back
-            raise psycopg.errors.DeadlockDetected("deadlock detected")
+            if not session.connection.driver_connection.autocommit:  # type: ignore[union-attr]
+                real(session, rows)  # written, then the transaction is the deadlock's victim: rolled back
+            raise psycopg.errors.DeadlockDetected("deadlock detected")  # in autocommit the statement wrote nothing
         return real(session, rows)
 
     monkeypatch.setattr(metering, "_insert_postgres", lose_the_first)
@@ -171,4 +172,39 @@ def test_an_insert_that_lost_a_deadlock_is_tried_again_and_stores_once_MTR_05(
     outcomes = metering.ingest_in(db, seller, readings, source=Source.SELLER)
     assert [o.status for o in outcomes] == [Status.ACCEPTED, Status.ACCEPTED]
     assert calls == [2, 2]
+    assert _count(db) == 2
+
+
+def test_only_records_that_need_nothing_but_their_insert_are_written_in_autocommit_BIL_03(
+    db: Database, seller: Principal, manual_clock: clock.ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL this hour's records go in as one statement in autocommit (no BEGIN and COMMIT round trips).
+    Records that may have to be carried into a later month (BIL-03) or that fall in a day that may be summed
+    already are written in a transaction with that work, and so is everything sent in the last minute of a
+    month, which may turn before the insert."""
+    assert metering.insert_alone([{"period_start": int(HOURS[0].timestamp())}], NOW)
+    late_in_month = datetime(2026, 3, 31, 23, 59, 30, tzinfo=UTC)
+    assert not metering.insert_alone(
+        [{"period_start": int(datetime(2026, 3, 31, 23, tzinfo=UTC).timestamp())}], late_in_month
+    )
+    assert not metering.insert_alone([{"period_start": int(datetime(2026, 2, 28, 23, tzinfo=UTC).timestamp())}], NOW)
+    a_summed_day = datetime(2026, 3, 8, 23, tzinfo=UTC)  # summed 7 hours after it ended
+    assert not metering.insert_alone([{"period_start": int(a_summed_day.timestamp())}], NOW)
+    if db.dialect != "postgresql":
+        return
+    real = metering._insert_postgres
+    modes: list[bool] = []
+
+    def watch(session: Connection, rows: list[dict[str, object]]) -> set[str]:
+        modes.append(session.connection.driver_connection.autocommit)  # type: ignore[union-attr]
+        return real(session, rows)
+
+    monkeypatch.setattr(metering, "_insert_postgres", watch)
+    metering.ingest_in(
+        db, seller, [Reading(SAAS, "users", 1, HOURS[5], customer_identifier="group-3")], source=Source.SELLER
+    )
+    manual_clock.set(datetime(2026, 4, 1, 3, tzinfo=UTC))  # March's last hours, still inside the window
+    last_month = [Reading(SAAS, "users", 1, datetime(2026, 3, 31, 23, 5, tzinfo=UTC), customer_identifier="group-3")]
+    metering.ingest_in(db, seller, last_month, source=Source.SELLER)
+    assert modes == [True, False]
     assert _count(db) == 2
