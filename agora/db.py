@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import JSON, Connection, DateTime, Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -28,6 +28,9 @@ from sqlalchemy.types import TypeDecorator
 
 from agora.config import Settings, get_settings
 from agora.validation import clean_text
+
+if TYPE_CHECKING:
+    from agora.metering.checks import CustomerMemory
 
 HOT_CONNECTIONS = 8  # PostgreSQL connections a process keeps for metering: its database threads (compat.endpoint)
 GROUP_LANES = {"postgresql": 2}  # group commits of a process at once (`GroupCommit`); SQLite has one writer
@@ -126,6 +129,13 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @cached_property
+    def customer_memory(self) -> CustomerMemory:
+        """Metering's customers of this database, remembered by this process (`CustomerMemory`)."""
+        from agora.metering.checks import CustomerMemory
+
+        return CustomerMemory()
 
     @cached_property
     def _deferred_engine(self) -> Engine:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -30,6 +30,7 @@ from agora.bulk import array_literal
 from agora.config import get_settings
 from agora.db import Database
 from agora.metering.checks import (
+    CustomerMemory,
     MeteredProduct,
     cached_product,
     check_customer_fields,
@@ -131,15 +132,19 @@ def prepare(
     fatal: frozenset[Problem] = frozenset(),
     check_window: bool = True,
     kinds: frozenset[str] | None = None,
+    memory: CustomerMemory | None = None,
+    recall: bool = True,
 ) -> Prepared:
-    """Every check of `ingest` (MTR-03/04, allocations, customers, client tokens); writes nothing."""
+    """Every check of `ingest` (MTR-03/04, allocations, customers, client tokens); writes nothing. With
+    `memory` (`_ingest_in`), a remembered customer's records are checked against its subscription by the
+    insert instead (`checked_at`); `recall` false reads every customer from the database and remembers it."""
     now = clock.now()
     region = region or get_settings().region
     products: dict[str, MeteredProduct | None] = {}
     for reading in readings:
         if reading.product_code not in products:
             products[reading.product_code] = cached_product(session, reading.product_code)
-    customers = customers_of(session, principal, readings, products)
+    customers = customers_of(session, principal, readings, products, memory, recall=recall)
     tokens = _by_client_token(session, readings)
 
     product_problems = {
@@ -186,10 +191,13 @@ def prepare(
                 outcome = check_reading(reading, product, source, now, check_window) or check_customer_fields(
                     reading, principal
                 )
+        checked_at = None
         if outcome is None:
             assert product is not None
             customer = customer_for(reading, product, principal, customers)
-            if customer is None or not (
+            if customer is not None and customer.remembered:  # its current term is checked by the insert
+                checked_at = (reading.timestamp - _EPOCH) // _MICROSECOND
+            elif customer is None or not (
                 customer.started_at <= reading.timestamp
                 and (customer.ended_at is None or reading.timestamp < customer.ended_at)
             ):
@@ -230,6 +238,7 @@ def prepare(
                 "received_at": received,
                 "allocations": None if reading.allocations is None else _allocations_json(reading.allocations),
                 "client_token": reading.client_token,
+                "checked_at": checked_at,
             }
         )
     if any(row["period_end"] is not None for row in rows):
@@ -237,6 +246,8 @@ def prepare(
     return prepared
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _Series = tuple[int, str, str]  # (subscription, dimension, resource): one customer's measurements of one thing
 
 
@@ -308,7 +319,8 @@ def _stored_intervals(session: Reader, rows: list[dict[str, Any]]) -> dict[_Seri
 
 def store(session: Session, prepared: Prepared) -> list[Outcome]:
     """Insert the prepared rows and settle every outcome; the caller commits."""
-    return settle(prepared, write(session, prepared), partial(_existing, session))
+    outcomes = settle(prepared, write(session, prepared), partial(_existing, session))
+    return [outcome for outcome in outcomes if outcome is not None]  # no customer remembered: all settled
 
 
 def write(session: Reader, prepared: Prepared, chunks: list[_Chunk] | None = None) -> set[str]:
@@ -411,9 +423,12 @@ class _Write:
 _Existing = Callable[[list[dict[str, Any]]], dict[tuple[int, int, str, str], tuple[int, str, int | None]]]
 
 
-def settle(prepared: Prepared, stored: set[str], existing: _Existing) -> list[Outcome]:
+def settle(prepared: Prepared, stored: set[str], existing: _Existing) -> list[Outcome | None]:
     """Every outcome, once the rows are written: `stored` are the ids written, and `existing` reads back the
-    stored records of the keys the insert skipped (asked only when there are such keys)."""
+    stored records of the keys the insert skipped (asked only when there are such keys). None for a record
+    of a remembered customer that was not written, and for the same record again in the batch: the insert
+    may have turned it away for its subscription's current term, which is checked before any duplicate, so
+    the caller checks those again from the database (`_ingest_in`)."""
     rows, row_index, readings = prepared.rows, prepared.row_index, prepared.readings
     outcomes = list(prepared.outcomes)
     settled: dict[tuple[int, int, str, str], tuple[int, str, int | None]] = {}
@@ -422,7 +437,7 @@ def settle(prepared: Prepared, stored: set[str], existing: _Existing) -> list[Ou
         if row["record_id"] in stored:
             outcomes[index] = Outcome(Status.ACCEPTED, row["record_id"])
             settled[_key(row)] = (row["quantity"], row["record_id"], row["period_end"])
-        else:
+        elif row["checked_at"] is None:
             clashes.append((row, index))
     if clashes:  # already stored by an earlier request (or a concurrent one)
         settled.update(existing([row for row, _ in clashes]))
@@ -432,8 +447,8 @@ def settle(prepared: Prepared, stored: set[str], existing: _Existing) -> list[Ou
             else:  # its client token was taken by a concurrent request for another record
                 outcomes[index] = refused(Problem.TOKEN_CONFLICT, _TOKEN_REUSED)
     for index, key in prepared.repeats:
-        outcomes[index] = _compare(*settled[key], readings[index])
-    return [outcome for outcome in outcomes if outcome is not None]
+        outcomes[index] = _compare(*settled[key], readings[index]) if key in settled else None
+    return outcomes
 
 
 _TOKEN_REUSED = "this client token was already used for a different record"
@@ -554,15 +569,30 @@ def _ingest_in(
     source: Source,
     fatal: frozenset[Problem],
     kinds: frozenset[str] | None,
+    recall: bool = True,
 ) -> list[Outcome]:
     """`ingest` in its own transactions, committed on return. The checks read a snapshot (on SQLite they never
     wait for a writer); only the insert holds the write lock, in one transaction with the inserts of the
     process's other requests arriving meanwhile (group commit). Everything else, the statement's parameters
     and the outcomes included, is done outside that lock: a request holding it competes for the interpreter
     with the process's other requests, and every writer of the database waits for it."""
+    memory = None
+    seller = principal is not None and principal.role is Role.SELLER
+    if seller and db.dialect == "postgresql" and Problem.NOT_SUBSCRIBED not in fatal:
+        memory = db.customer_memory  # a refusal for it is never the batch's: the insert may find it late
     try:
         with db.read_only() as connection:
-            prepared = prepare(connection, principal, readings, region=region, source=source, fatal=fatal, kinds=kinds)
+            prepared = prepare(
+                connection,
+                principal,
+                readings,
+                region=region,
+                source=source,
+                fatal=fatal,
+                kinds=kinds,
+                memory=memory,
+                recall=recall,
+            )
     except BatchRefused as refusal:
         observability.count_refused_batch(source.value, str(refusal.outcome.problem), len(readings))
         raise
@@ -579,8 +609,24 @@ def _ingest_in(
         with db.read_only() as connection:  # committed: a skipped key's record is committed too
             return _existing(connection, rows)
 
-    outcomes = settle(prepared, stored, existing)
+    settled = settle(prepared, stored, existing)
+    again = [index for index, outcome in enumerate(settled) if outcome is None]
+    outcomes = [outcome for outcome in settled if outcome is not None]
     observability.count_outcomes(source.value, outcomes)
+    if again:  # turned away by the insert: the subscription has ended (or changed) since it was remembered
+        checked = _ingest_in(
+            db,
+            principal,
+            [readings[index] for index in again],
+            region=region,
+            source=source,
+            fatal=frozenset(),  # the rest of the batch is committed: a refusal now is this record's alone
+            kinds=kinds,
+            recall=False,  # read from the database, and remembered as read
+        )
+        for index, outcome in zip(again, checked, strict=True):
+            settled[index] = outcome
+        outcomes = [outcome for outcome in settled if outcome is not None]
     return outcomes
 
 
@@ -703,12 +749,22 @@ _UNNEST_TYPES = {
     "received_at": "int8",
     "allocations": "text",
     "client_token": "text",
+    "checked_at": "int8",  # not stored: see below
 }
-_OFTEN_NULL = frozenset({"period_end", "allocations", "client_token"})  # NULL in every row of the usual batch
+_UNNEST = (*_COLUMNS, "checked_at")
+_OFTEN_NULL = frozenset({"period_end", "allocations", "client_token", "checked_at"})  # NULL in the usual batch
+# A row whose customer came from `CustomerMemory` carries `checked_at`, its record's instant in microseconds,
+# and is written only if its subscription covers that instant now (the second it began in counts, as in
+# `checks.customers_of`); a row it turns away is neither stored nor found as a duplicate, and `_ingest_in`
+# checks it again from the database. The others (NULL) were checked against a subscription just read.
 _INSERT_POSTGRES = (
     f"INSERT INTO usage_records ({', '.join(_COLUMNS)}) "
     f"SELECT {', '.join(f'{c}::jsonb' if c == 'allocations' else c for c in _COLUMNS)} "
-    f"FROM unnest({', '.join(f'%s::{_UNNEST_TYPES[c]}[]' for c in _COLUMNS)}) AS t({', '.join(_COLUMNS)}) "
+    f"FROM unnest({', '.join(f'%s::{_UNNEST_TYPES[c]}[]' for c in _UNNEST)}) AS t({', '.join(_UNNEST)}) "
+    "WHERE t.checked_at IS NULL OR EXISTS (SELECT FROM subscriptions s WHERE s.id = t.subscription_id "
+    "AND s.product_id = t.product_id AND s.buyer_id = t.buyer_id "
+    "AND date_trunc('second', s.started_at) <= timestamptz 'epoch' + t.checked_at * interval '1 microsecond' "
+    "AND (s.ended_at IS NULL OR timestamptz 'epoch' + t.checked_at * interval '1 microsecond' < s.ended_at)) "
     "ON CONFLICT DO NOTHING RETURNING record_id"
 )
 
@@ -721,11 +777,11 @@ def _insert_postgres(session: Reader, rows: list[dict[str, Any]]) -> set[str]:
     if not rows:
         return set()
     literals = []
-    for column in _COLUMNS:
-        if column in _OFTEN_NULL and all(row[column] is None for row in rows):
+    for column in _UNNEST:
+        if column in _OFTEN_NULL and all(row.get(column) is None for row in rows):
             literals.append("{}")  # unnest pads a shorter array with NULLs: nothing to build or parse
             continue
-        values = [row[column] for row in rows]
+        values = [row.get(column) for row in rows] if column == "checked_at" else [row[column] for row in rows]
         if column == "allocations":
             values = [None if value is None else json.dumps(value) for value in values]
         literals.append(array_literal(values, _UNNEST_TYPES[column] == "text"))

@@ -11,13 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, func, insert, select, text, update
 
 from agora import clock
 from agora.auth import Principal
 from agora.db import Database
 from agora.metering import service as metering
-from agora.metering.records import Allocation, Outcome, Reading, Source, Status
+from agora.metering.checks import CustomerMemory
+from agora.metering.records import Allocation, Outcome, Problem, Reading, Source, Status
 from agora.models import Buyer, Product, Role, Seller, Subscription, UsageRecord
 from tests.factories.metering import SAAS, metered_market
 
@@ -208,3 +209,84 @@ def test_only_records_that_need_nothing_but_their_insert_are_written_in_autocomm
     metering.ingest_in(db, seller, last_month, source=Source.SELLER)
     assert modes == [True, False]
     assert _count(db) == 2
+
+
+def _end_subscription(db: Database, identifier: str, at: datetime) -> None:
+    with db.unit_of_work() as session:
+        session.execute(update(Subscription).where(Subscription.customer_identifier == identifier).values(ended_at=at))
+
+
+@pytest.mark.rule("MTR-04")
+def test_a_remembered_customer_whose_subscription_ended_since_is_refused_MTR_04(
+    db: Database, seller: Principal, manual_clock: clock.ManualClock
+) -> None:
+    """On PostgreSQL a process remembers the customers it has looked up, and the insert checks each record
+    against its subscription's current term. A subscription that ended after it was remembered (here, in the
+    database behind the process's back, as another server would) refuses the records after its end, in the
+    same batch as the ones before it, which are stored; a record refused once is refused again."""
+    first = metering.ingest_in(
+        db, seller, [Reading(SAAS, "users", 1, HOURS[0], customer_identifier="group-4")], source=Source.SELLER
+    )
+    assert first[0].status is Status.ACCEPTED
+    assert (db.dialect == "postgresql") == bool(db.customer_memory._known)  # remembered where it is used
+    _end_subscription(db, "group-4", HOURS[3])
+    readings = [
+        Reading(SAAS, "users", 2, HOURS[2], customer_identifier="group-4"),  # before the end: stored
+        Reading(SAAS, "users", 3, HOURS[4], customer_identifier="group-4"),  # after it: refused
+        Reading(SAAS, "users", 3, HOURS[4], customer_identifier="group-4"),  # the same again
+        Reading(SAAS, "users", 3, HOURS[4], customer_identifier="group-5"),  # another customer: stored
+    ]
+    outcomes = metering.ingest_in(db, seller, readings, source=Source.SELLER)
+    assert [o.status for o in outcomes] == [Status.ACCEPTED, Status.REFUSED, Status.REFUSED, Status.ACCEPTED]
+    assert outcomes[1].problem is Problem.NOT_SUBSCRIBED and outcomes[2].problem is Problem.NOT_SUBSCRIBED
+    again = metering.ingest_in(db, seller, readings[1:2], source=Source.SELLER)
+    assert again[0].problem is Problem.NOT_SUBSCRIBED
+    assert _count(db) == 3
+
+
+@pytest.mark.rule("MTR-05")
+def test_a_remembered_customer_s_resent_record_is_a_duplicate_MTR_05(db: Database, seller: Principal) -> None:
+    """A record sent again for a remembered customer is found as the duplicate it is, not checked again as if
+    its subscription had ended; one with another quantity is a conflict."""
+    reading = Reading(SAAS, "users", 5, HOURS[1], customer_identifier="group-6")
+    [first] = metering.ingest_in(db, seller, [reading], source=Source.SELLER)
+    [second] = metering.ingest_in(db, seller, [reading], source=Source.SELLER)
+    [third] = metering.ingest_in(db, seller, [reading._replace(quantity=6)], source=Source.SELLER)
+    assert first.status is Status.ACCEPTED
+    assert second.status is Status.DUPLICATE and second.record_id == first.record_id
+    assert third.problem is Problem.DUPLICATE_CONFLICT
+    assert _count(db) == 1
+
+
+def test_customer_memory_is_bounded(db: Database, seller: Principal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory of customers is emptied when full, so a process metering for very many customers keeps a
+    bounded set; what it forgets is read again."""
+    if db.dialect != "postgresql":
+        pytest.skip("customers are remembered on PostgreSQL")
+    monkeypatch.setattr(CustomerMemory, "LIMIT", 3)
+    readings = [Reading(SAAS, "users", 1, HOURS[1], customer_identifier=f"group-{n}") for n in range(CUSTOMERS)]
+    outcomes = metering.ingest_in(db, seller, readings, source=Source.SELLER)
+    assert all(o.status is Status.ACCEPTED for o in outcomes)
+    assert len(db.customer_memory._known) <= 3
+    outcomes = metering.ingest_in(
+        db, seller, [r._replace(dimension="requests") for r in readings], source=Source.SELLER
+    )
+    assert all(o.status is Status.ACCEPTED for o in outcomes)
+    assert _count(db) == 2 * CUSTOMERS
+
+
+@pytest.mark.rule("MTR-04")
+def test_a_record_resent_after_its_remembered_subscription_ended_is_refused_as_before_MTR_04(
+    db: Database, seller: Principal
+) -> None:
+    """The subscription's term is checked before duplicates, whether the customer was remembered or not: a
+    record of an hour already stored, timestamped after the subscription ended within that hour, is refused
+    as not subscribed rather than taken for a duplicate of the earlier record."""
+    early = Reading(SAAS, "users", 4, HOURS[2], customer_identifier="group-7")
+    [first] = metering.ingest_in(db, seller, [early], source=Source.SELLER)
+    assert first.status is Status.ACCEPTED
+    _end_subscription(db, "group-7", HOURS[2] + timedelta(minutes=10))
+    late = early._replace(timestamp=HOURS[2] + timedelta(minutes=30))  # the same hour, after the end
+    [outcome] = metering.ingest_in(db, seller, [late], source=Source.SELLER)
+    assert outcome.problem is Problem.NOT_SUBSCRIBED
+    assert _count(db) == 1
