@@ -316,13 +316,13 @@ class GroupCommit:
 
     def _commit(self, group: list[_Job[Any]]) -> None:
         try:
-            if self._db.dialect == "postgresql" and all(getattr(job.work, "one_statement", False) for job in group):
-                # Works that are one statement together (`run_group`): PostgreSQL commits it on its own.
-                with self._db.read_only() as connection:
-                    results = run_group([job.work for job in group], connection)
-            else:
-                with self._db.unit_of_work_core() as connection:
-                    results = run_group([job.work for job in group], connection)
+            one_statement = all(getattr(job.work, "one_statement", False) for job in group)
+            # Works that are one statement together (`run_group`): PostgreSQL commits it on its own.
+            begin = (
+                self._db.read_only if one_statement and self._db.dialect == "postgresql" else self._db.unit_of_work_core
+            )
+            with begin() as connection:
+                results = run_group([job.work for job in group], connection)
         except Exception as error:
             if len(group) == 1:
                 group[0].error, group[0].finished = error, True

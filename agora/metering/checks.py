@@ -212,6 +212,41 @@ def check_reading(
     return _check_allocations(reading)
 
 
+def check_record(
+    reading: Reading,
+    product: MeteredProduct,
+    principal: Principal | None,
+    source: Source,
+    now: datetime,
+    check_window: bool = True,
+) -> Outcome | None:
+    """`check_reading` and `check_customer_fields`: None when the record may be stored. The usual record
+    passes all of them, which is tested first in one expression (it implies each check passes); the checks
+    themselves run only when something is off, to name it."""
+    timestamp, quantity, identifier, account = (
+        reading.timestamp,
+        reading.quantity,
+        reading.customer_identifier,
+        reading.customer_account,
+    )
+    sent = source is not Source.PLATFORM
+    if (
+        type(quantity) is int
+        and 0 <= quantity <= MAX_QUANTITY
+        and timestamp.tzinfo is not None
+        and reading.period_end is None
+        and reading.allocations is None
+        and (not check_window or now - timestamp < WINDOW)
+        and timestamp <= now
+        and (not sent or reading.dimension in product.dimensions)
+        and (not sent or reading.dimension not in product.platform_items)
+        and not (identifier and account)
+        and (identifier or account or principal is None or principal.role is Role.BUYER)
+    ):
+        return None
+    return check_reading(reading, product, source, now, check_window) or check_customer_fields(reading, principal)
+
+
 def check_customer_fields(reading: Reading, principal: Principal | None) -> Outcome | None:
     if reading.customer_identifier and reading.customer_account:
         return refused(Problem.INVALID_CUSTOMER, "give a customer identifier or a customer account, not both")

@@ -137,6 +137,15 @@ def epoch(instant: datetime) -> int:
     return int(instant.timestamp())
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_micros(instant: datetime) -> int:
+    """Microseconds since the epoch, exactly (a float timestamp would round)."""
+    return (instant - _EPOCH) // _MICROSECOND
+
+
 def from_epoch(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -33,9 +33,8 @@ from agora.metering.checks import (
     CustomerMemory,
     MeteredProduct,
     cached_product,
-    check_customer_fields,
     check_product,
-    check_reading,
+    check_record,
     customer_for,
     customers_of,
     not_own_customer,
@@ -43,7 +42,6 @@ from agora.metering.checks import (
 )
 from agora.metering.records import (
     MAX_PERIOD,
-    MAX_QUANTITY,
     USAGE,
     WINDOW,
     Allocation,
@@ -56,6 +54,7 @@ from agora.metering.records import (
     Status,
     connection_of,
     epoch,
+    epoch_micros,
     from_epoch,
     iso,
     new_record_ids,
@@ -157,9 +156,6 @@ def prepare(
     received = epoch(now)
     source_value = source.value
     buyer = principal is not None and principal.role is Role.BUYER
-    names_customers = principal is not None and not buyer  # a seller names the customer of each record
-    sent = source is not Source.PLATFORM
-    oldest = now - WINDOW if check_window else None
     record_ids = new_record_ids(len(readings))  # one call for the randomness; a refused record's id goes unused
     for index, reading in enumerate(readings):
         product = products[reading.product_code]
@@ -167,36 +163,13 @@ def prepare(
         customer = None
         if outcome is None:
             assert product is not None
-            # The usual record passes every check: that is tested here at once, and the checks themselves run
-            # only when something is off, to name it. The test implies each of them passes.
-            timestamp, quantity, identifier, account = (
-                reading.timestamp,
-                reading.quantity,
-                reading.customer_identifier,
-                reading.customer_account,
-            )
-            if not (
-                type(quantity) is int
-                and 0 <= quantity <= MAX_QUANTITY
-                and timestamp.tzinfo is not None
-                and reading.period_end is None
-                and reading.allocations is None
-                and (oldest is None or oldest < timestamp)
-                and timestamp <= now
-                and (not sent or reading.dimension in product.dimensions)
-                and (not sent or reading.dimension not in product.platform_items)
-                and not (identifier and account)
-                and (identifier or account or not names_customers)
-            ):
-                outcome = check_reading(reading, product, source, now, check_window) or check_customer_fields(
-                    reading, principal
-                )
+            outcome = check_record(reading, product, principal, source, now, check_window)
         checked_at = None
         if outcome is None:
             assert product is not None
             customer = customer_for(reading, product, principal, customers)
             if customer is not None and customer.remembered:  # its current term is checked by the insert
-                checked_at = (reading.timestamp - _EPOCH) // _MICROSECOND
+                checked_at = epoch_micros(reading.timestamp)
             elif customer is None or not (
                 customer.started_at <= reading.timestamp
                 and (customer.ended_at is None or reading.timestamp < customer.ended_at)
@@ -210,7 +183,7 @@ def prepare(
             outcomes.append(outcome)
             continue
         assert product is not None and customer is not None
-        start = int(reading.timestamp.timestamp())  # epoch()
+        start = epoch(reading.timestamp)
         if not reading.exact:  # the UTC hour (MTR-01), whatever offset the timestamp was given with (+05:30)
             start -= start % 3600
         key = (start, customer.subscription_id, reading.dimension, reading.resource)
@@ -246,8 +219,6 @@ def prepare(
     return prepared
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _Series = tuple[int, str, str]  # (subscription, dimension, resource): one customer's measurements of one thing
 
 
@@ -359,6 +330,9 @@ def summable_before(now: datetime) -> int:
     return cutoff - cutoff % DAY + DAY
 
 
+ALONE_MARGIN = timedelta(minutes=1)
+
+
 def insert_alone(rows: list[dict[str, Any]], now: datetime) -> bool:
     """Whether storing these rows is their insert alone, with nothing to carry or mark (`_carry_written`): none
     starts before this month, nor in a day `billing.sum_day` may have summed. The usual batch, this hour's
@@ -366,9 +340,6 @@ def insert_alone(rows: list[dict[str, Any]], now: datetime) -> bool:
     insert still finds its late records carried (its close waits for the metering window anyway)."""
     oldest = min(row["period_start"] for row in rows)
     return oldest >= epoch(month_bounds(period_of(now + ALONE_MARGIN))[0]) and oldest >= summable_before(now)
-
-
-ALONE_MARGIN = timedelta(minutes=1)
 
 
 def touch_days(session: Reader, starts: Sequence[int], now: datetime) -> None:
@@ -611,8 +582,7 @@ def _ingest_in(
 
     settled = settle(prepared, stored, existing)
     again = [index for index, outcome in enumerate(settled) if outcome is None]
-    outcomes = [outcome for outcome in settled if outcome is not None]
-    observability.count_outcomes(source.value, outcomes)
+    observability.count_outcomes(source.value, [outcome for outcome in settled if outcome is not None])
     if again:  # turned away by the insert: the subscription has ended (or changed) since it was remembered
         checked = _ingest_in(
             db,
@@ -626,8 +596,7 @@ def _ingest_in(
         )
         for index, outcome in zip(again, checked, strict=True):
             settled[index] = outcome
-        outcomes = [outcome for outcome in settled if outcome is not None]
-    return outcomes
+    return [outcome for outcome in settled if outcome is not None]  # none is left None
 
 
 def _key(row: dict[str, Any]) -> tuple[int, int, str, str]:
@@ -778,10 +747,10 @@ def _insert_postgres(session: Reader, rows: list[dict[str, Any]]) -> set[str]:
         return set()
     literals = []
     for column in _UNNEST:
-        if column in _OFTEN_NULL and all(row.get(column) is None for row in rows):
+        if column in _OFTEN_NULL and all(row[column] is None for row in rows):
             literals.append("{}")  # unnest pads a shorter array with NULLs: nothing to build or parse
             continue
-        values = [row.get(column) for row in rows] if column == "checked_at" else [row[column] for row in rows]
+        values = [row[column] for row in rows]
         if column == "allocations":
             values = [None if value is None else json.dumps(value) for value in values]
         literals.append(array_literal(values, _UNNEST_TYPES[column] == "text"))
